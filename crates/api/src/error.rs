@@ -1,0 +1,146 @@
+//! `ApiError`: every failure a handler can return, mapped to HTTP in exactly one place.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use domain::checkout::CheckoutError;
+use domain::merchant::AuthError;
+use domain::ports::StoreError;
+use serde_json::{json, Value};
+
+use crate::validation::Issue;
+
+/// An error answered as JSON `{error, message}` (plus `issues` for validation errors).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body does not satisfy the contract.
+    #[error("the request body is invalid")]
+    Validation(Vec<Issue>),
+    /// 401 or 403.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// 409: the claim backs another open order.
+    #[error("this checkout claim already backs an open order")]
+    ClaimAlreadyRedeemed,
+    /// 409: a request with this key is still running.
+    #[error("a request with this idempotency key is still in progress; retry shortly")]
+    IdempotencyInProgress,
+    /// 422: the key was used for another request.
+    #[error("this idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// 413.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 404.
+    #[error("no such resource")]
+    NotFound,
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 503: the database is down or overloaded.
+    #[error("the service is temporarily unavailable; retry shortly")]
+    Unavailable(String),
+    /// 500: logged with its cause, answered with nothing of it.
+    #[error("an internal error occurred")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "validation_error",
+            ApiError::Auth(e) => e.code(),
+            ApiError::ClaimAlreadyRedeemed => "claim_already_redeemed",
+            ApiError::IdempotencyInProgress => "idempotency_request_in_progress",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut body = json!({ "error": self.code(), "message": self.to_string() });
+        if let ApiError::Validation(issues) = self {
+            body["issues"] = json!(issues);
+        }
+        body
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::Auth(AuthError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
+            ApiError::Auth(AuthError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::ClaimAlreadyRedeemed | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(cause) => log::error!("internal error: {cause}"),
+            ApiError::Unavailable(cause) => log::warn!("unavailable: {cause}"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Auth(AuthError::Unauthenticated(_)) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::IdempotencyInProgress | ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(why) => ApiError::Unavailable(why),
+            StoreError::Unexpected(cause) => ApiError::Internal(error_chain(cause.as_ref())),
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps a checkout failure; a refused claim becomes an issue at `checkoutClaim` of `body`.
+    pub fn from_checkout(error: CheckoutError, body: &Value) -> Self {
+        match error {
+            CheckoutError::InvalidClaim(claim) => ApiError::Validation(vec![Issue::invalid_claim(body, &claim)]),
+            CheckoutError::KeyReused => ApiError::IdempotencyKeyReused,
+            CheckoutError::KeyInProgress => ApiError::IdempotencyInProgress,
+            CheckoutError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(format!("blocking task failed: {error}"))
+    }
+}
+
+/// `error: cause: cause…`, for logs.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,14 @@
+//! The Checkout API's domain: entities, value types, the rules of claims, idempotency and expiry,
+//! and the ports (traits) that storage and other adapters implement.
+//!
+//! Pure by design: no HTTP, no database, no async runtime. What needs I/O is asked of a port.
+
+pub mod checkout;
+pub mod claim;
+pub mod idempotency;
+pub mod ids;
+pub mod merchant;
+pub mod money;
+pub mod order;
+pub mod ports;
+pub mod secret;

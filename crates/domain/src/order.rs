@@ -1,0 +1,111 @@
+//! Orders and their lines, payments and checkout sessions: the records a checkout creates.
+
+use serde::{Deserialize, Serialize};
+
+/// One line of an order, priced by the claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineItem {
+    /// The merchant's stock-keeping unit.
+    pub sku: String,
+    /// Shown to the consumer.
+    pub name: String,
+    /// At least 1.
+    pub quantity: i64,
+    /// Minor units.
+    pub unit_amount: i64,
+    /// `quantity × unit_amount`.
+    pub amount: i64,
+}
+
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// The stored (and wire) text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// From the stored text.
+            pub fn from_stored(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+stored_enum!(
+    /// Where an order stands.
+    OrderStatus {
+        /// Awaiting payment; holds its claim.
+        Pending => "pending",
+        /// Paid.
+        Paid => "paid",
+        /// Ended early by the merchant or the consumer.
+        Cancelled => "cancelled",
+        /// Its session ran out before payment.
+        Expired => "expired",
+    }
+);
+
+stored_enum!(
+    /// Where a payment stands.
+    PaymentStatus {
+        /// Created with the order, awaiting the consumer.
+        Pending => "pending",
+        /// Captured.
+        Succeeded => "succeeded",
+        /// Declined or errored.
+        Failed => "failed",
+    }
+);
+
+stored_enum!(
+    /// Where a checkout session (the page behind `checkoutUrl`) stands.
+    SessionStatus {
+        /// Payable until it expires.
+        Open => "open",
+        /// Paid.
+        Complete => "complete",
+        /// Ran out.
+        Expired => "expired",
+        /// Ended early.
+        Cancelled => "cancelled",
+    }
+);
+
+stored_enum!(
+    /// How the checkout page is shown.
+    Mode {
+        /// A full page the consumer is sent to.
+        Hosted => "hosted",
+        /// A page made to sit in the merchant's iframe.
+        Embedded => "embedded",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_their_stored_text() {
+        for status in [OrderStatus::Pending, OrderStatus::Paid, OrderStatus::Cancelled, OrderStatus::Expired] {
+            assert_eq!(OrderStatus::from_stored(status.as_str()), Some(status));
+        }
+        assert_eq!(Mode::from_stored("embedded"), Some(Mode::Embedded));
+        assert_eq!(Mode::from_stored("popup"), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! Ports: what the rules need from the outside world, as traits that adapters implement.
+//!
+//! Calls are synchronous and may block; callers on an async runtime run them on a blocking pool.
+
+use chrono::{DateTime, Utc};
+
+use crate::claim::VerifiedClaim;
+use crate::idempotency::{Fingerprint, IdempotencyKey, IdempotencyRecord, StoredOutcome};
+use crate::ids::{ApiKeyId, MerchantId, OrderId, PaymentId};
+use crate::merchant::{ApiKeyRecord, ApiKeySummary, Livemode, Merchant, MerchantStatus};
+use crate::order::Mode;
+use crate::secret::SecretHash;
+
+/// A storage failure, sorted by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded: retrying later may succeed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken database. Logged, never shown.
+    #[error("unexpected database error: {0}")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The current time, injectable so that expiry rules can be tested.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Where an idempotency key lives: one merchant, one mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyScope {
+    /// The key's owner.
+    pub merchant_id: MerchantId,
+    /// Test and live keys never meet.
+    pub livemode: Livemode,
+    /// The merchant's key.
+    pub key: IdempotencyKey,
+}
+
+/// Everything one successful checkout writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewCheckout {
+    /// Under which key the outcome is recorded.
+    pub scope: IdempotencyScope,
+    /// The request's fingerprint, stored with the key.
+    pub fingerprint: Fingerprint,
+    /// The outcome recorded if the order is created.
+    pub outcome: StoredOutcome,
+    /// The new order's id.
+    pub order_id: OrderId,
+    /// The new pending payment's id.
+    pub payment_id: PaymentId,
+    /// What is sold, from the verified claim.
+    pub claim: VerifiedClaim,
+    /// Hosted or embedded.
+    pub mode: Mode,
+    /// Where the consumer goes after paying.
+    pub success_url: String,
+    /// Where the consumer goes after cancelling.
+    pub cancel_url: String,
+    /// SHA-256 of the checkout page token.
+    pub token_hash: SecretHash,
+    /// When the session ends (millisecond precision).
+    pub expires_at: DateTime<Utc>,
+    /// Now.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What became of a redemption attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// Order, payment and session were created and the outcome recorded under the key.
+    Created,
+    /// The claim backs another open order; that outcome was recorded under the key.
+    ClaimAlreadyRedeemed,
+    /// The key already had a record (a concurrent or earlier request); nothing was written.
+    KeyTaken(IdempotencyRecord),
+    /// Another request holding the key did not finish within the wait.
+    KeyInProgress,
+}
+
+/// Orders, payments, sessions and idempotency records.
+pub trait CheckoutStore: Send + Sync {
+    /// The record stored under a key, if any (the replay fast path: one read).
+    fn find_idempotency_record(&self, scope: &IdempotencyScope) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// In one transaction: takes the key (waiting briefly for a concurrent holder), then creates the
+    /// order unless its claim already backs an open, unexpired one; records the outcome either way.
+    /// A pending order past its expiry is marked expired on the way, which frees its claim.
+    fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError>;
+}
+
+/// Merchants and their keys.
+pub trait MerchantStore: Send + Sync {
+    /// The key whose secret hashes to `hash`, with its merchant's status.
+    fn find_api_key(&self, hash: &SecretHash) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Creates an active merchant.
+    fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError>;
+
+    /// Sets a merchant's status; `None` if there is no such merchant.
+    fn set_merchant_status(&self, id: MerchantId, status: MerchantStatus) -> Result<Option<Merchant>, StoreError>;
+
+    /// Stores a new key (its hash only); `false` if the merchant does not exist.
+    fn create_api_key(&self, key: &ApiKeySummary, hash: &SecretHash) -> Result<bool, StoreError>;
+
+    /// Revokes a key; `None` if there is no such key. Revoking twice keeps the first time.
+    fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<Option<ApiKeySummary>, StoreError>;
+
+    /// How many merchants exist (zero on a new database).
+    fn count_merchants(&self) -> Result<i64, StoreError>;
+}

@@ -1,0 +1,283 @@
+//! The checkout aggregate: orders with their items, payments, sessions and idempotency records.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use domain::idempotency::{Fingerprint, IdempotencyRecord, StoredOutcome};
+use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
+use domain::ports::{CheckoutStore, IdempotencyScope, NewCheckout, Redemption, StoreError};
+
+use crate::db::{with_conn, write_tx, Database};
+use crate::error::RepoError;
+use crate::schema::{checkout_sessions, idempotency_keys, order_items, orders, payments};
+
+/// Implements [`CheckoutStore`] on either backend.
+#[derive(Debug, Clone)]
+pub struct CheckoutRepository {
+    db: Database,
+}
+
+impl CheckoutRepository {
+    /// A repository over `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = idempotency_keys)]
+struct IdempotencyRow<'a> {
+    merchant_id: String,
+    livemode: bool,
+    idempotency_key: &'a str,
+    fingerprint: &'a str,
+    outcome: String,
+    created_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = orders)]
+struct OrderRow<'a> {
+    id: String,
+    merchant_id: String,
+    livemode: bool,
+    claim_id: &'a str,
+    claim_issuer: &'a str,
+    consumer_id: &'a str,
+    experience_id: Option<&'a str>,
+    distribution_id: Option<&'a str>,
+    currency: &'a str,
+    amount_total: i64,
+    status: &'a str,
+    expires_at: NaiveDateTime,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = order_items)]
+struct ItemRow<'a> {
+    order_id: String,
+    position: i32,
+    sku: &'a str,
+    name: &'a str,
+    quantity: i64,
+    unit_amount: i64,
+    amount: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = payments)]
+struct PaymentRow<'a> {
+    id: String,
+    order_id: String,
+    amount: i64,
+    currency: &'a str,
+    status: &'a str,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = checkout_sessions)]
+struct SessionRow<'a> {
+    order_id: String,
+    token_hash: &'a str,
+    mode: &'a str,
+    success_url: &'a str,
+    cancel_url: &'a str,
+    status: &'a str,
+    expires_at: NaiveDateTime,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+fn encode_outcome(outcome: &StoredOutcome) -> Result<String, RepoError> {
+    serde_json::to_string(outcome).map_err(|e| RepoError::Unexpected(Box::new(e)))
+}
+
+fn decode_record((fingerprint, outcome): (String, String)) -> Result<IdempotencyRecord, RepoError> {
+    let outcome =
+        serde_json::from_str(&outcome).map_err(|e| RepoError::Corrupt(format!("idempotency outcome: {e}")))?;
+    Ok(IdempotencyRecord { fingerprint: Fingerprint::from_stored(fingerprint), outcome })
+}
+
+/// How the redemption transaction ends when it must roll back.
+enum Abort {
+    KeyBusy,
+    Repo(RepoError),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(error: diesel::result::Error) -> Self {
+        Abort::Repo(error.into())
+    }
+}
+
+impl From<RepoError> for Abort {
+    fn from(error: RepoError) -> Self {
+        Abort::Repo(error)
+    }
+}
+
+/// Tries to insert the order; a pending order of the same claim makes it a no-op (0 rows).
+const MAX_EXPIRY_ROUNDS: usize = 3;
+
+macro_rules! redeem_in {
+    ($conn:ident, $c:expr) => {{
+        let c: &NewCheckout = $c;
+        let scope = &c.scope;
+        let merchant_id = scope.merchant_id.to_string();
+        let order_id = c.order_id.to_string();
+        let now = c.created_at.naive_utc();
+        let livemode = scope.livemode.is_live();
+
+        let taken = diesel::insert_into(idempotency_keys::table)
+            .values(&IdempotencyRow {
+                merchant_id: merchant_id.clone(),
+                livemode,
+                idempotency_key: scope.key.as_str(),
+                fingerprint: c.fingerprint.as_str(),
+                outcome: encode_outcome(&c.outcome)?,
+                created_at: now,
+            })
+            .on_conflict_do_nothing()
+            .execute($conn)
+            .map_err(|e| match RepoError::from(e) {
+                RepoError::LockTimeout => Abort::KeyBusy,
+                other => Abort::Repo(other),
+            })?;
+        if taken == 0 {
+            let stored = idempotency_keys::table
+                .find((&merchant_id, livemode, scope.key.as_str()))
+                .select((idempotency_keys::fingerprint, idempotency_keys::outcome))
+                .first::<(String, String)>($conn)?;
+            return Ok(Redemption::KeyTaken(decode_record(stored)?));
+        }
+
+        let claim = &c.claim;
+        let order = OrderRow {
+            id: order_id.clone(),
+            merchant_id: merchant_id.clone(),
+            livemode,
+            claim_id: &claim.claim_id,
+            claim_issuer: &claim.issuer,
+            consumer_id: &claim.consumer_id,
+            experience_id: claim.experience_id.as_deref(),
+            distribution_id: claim.distribution_id.as_deref(),
+            currency: claim.currency.as_str(),
+            amount_total: claim.amount_total,
+            status: OrderStatus::Pending.as_str(),
+            expires_at: c.expires_at.naive_utc(),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut inserted = false;
+        for _ in 0..MAX_EXPIRY_ROUNDS {
+            if diesel::insert_into(orders::table).values(&order).on_conflict_do_nothing().execute($conn)? == 1 {
+                inserted = true;
+                break;
+            }
+            // The claim backs an open order: refuse, unless that order has run out.
+            let open = orders::table
+                .filter(orders::merchant_id.eq(&merchant_id))
+                .filter(orders::livemode.eq(livemode))
+                .filter(orders::claim_id.eq(&claim.claim_id))
+                .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+                .select((orders::id, orders::expires_at))
+                .first::<(String, NaiveDateTime)>($conn)
+                .optional()?;
+            match open {
+                Some((_, expires_at)) if expires_at > now => {
+                    diesel::update(idempotency_keys::table.find((&merchant_id, livemode, scope.key.as_str())))
+                        .set(idempotency_keys::outcome.eq(encode_outcome(&StoredOutcome::ClaimAlreadyRedeemed)?))
+                        .execute($conn)?;
+                    return Ok(Redemption::ClaimAlreadyRedeemed);
+                }
+                Some((stale_id, _)) => {
+                    diesel::update(
+                        orders::table.find(&stale_id).filter(orders::status.eq(OrderStatus::Pending.as_str())),
+                    )
+                    .set((orders::status.eq(OrderStatus::Expired.as_str()), orders::updated_at.eq(now)))
+                    .execute($conn)?;
+                    diesel::update(
+                        checkout_sessions::table
+                            .find(&stale_id)
+                            .filter(checkout_sessions::status.eq(SessionStatus::Open.as_str())),
+                    )
+                    .set((
+                        checkout_sessions::status.eq(SessionStatus::Expired.as_str()),
+                        checkout_sessions::updated_at.eq(now),
+                    ))
+                    .execute($conn)?;
+                }
+                // The open order changed state meanwhile: try the insert again.
+                None => {}
+            }
+        }
+        if !inserted {
+            return Err(Abort::Repo(RepoError::Unavailable("the claim's open order kept changing; retry".into())));
+        }
+
+        let items: Vec<ItemRow> = claim
+            .items
+            .iter()
+            .enumerate()
+            .map(|(position, item)| ItemRow {
+                order_id: order_id.clone(),
+                position: i32::try_from(position).unwrap_or(i32::MAX),
+                sku: &item.sku,
+                name: &item.name,
+                quantity: item.quantity,
+                unit_amount: item.unit_amount,
+                amount: item.amount,
+            })
+            .collect();
+        diesel::insert_into(order_items::table).values(&items).execute($conn)?;
+        diesel::insert_into(payments::table)
+            .values(&PaymentRow {
+                id: c.payment_id.to_string(),
+                order_id: order_id.clone(),
+                amount: claim.amount_total,
+                currency: claim.currency.as_str(),
+                status: PaymentStatus::Pending.as_str(),
+                created_at: now,
+                updated_at: now,
+            })
+            .execute($conn)?;
+        diesel::insert_into(checkout_sessions::table)
+            .values(&SessionRow {
+                order_id,
+                token_hash: c.token_hash.as_str(),
+                mode: c.mode.as_str(),
+                success_url: &c.success_url,
+                cancel_url: &c.cancel_url,
+                status: SessionStatus::Open.as_str(),
+                expires_at: c.expires_at.naive_utc(),
+                created_at: now,
+                updated_at: now,
+            })
+            .execute($conn)?;
+        Ok(Redemption::Created)
+    }};
+}
+
+impl CheckoutStore for CheckoutRepository {
+    fn find_idempotency_record(&self, scope: &IdempotencyScope) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let found = with_conn!(&self.db, readers, |conn| idempotency_keys::table
+            .find((scope.merchant_id.to_string(), scope.livemode.is_live(), scope.key.as_str()))
+            .select((idempotency_keys::fingerprint, idempotency_keys::outcome))
+            .first::<(String, String)>(conn)
+            .optional()
+            .map_err(RepoError::from)?);
+        Ok(found.map(decode_record).transpose()?)
+    }
+
+    fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
+        let result: Result<Redemption, Abort> = (|| write_tx!(&self.db, |conn| redeem_in!(conn, checkout)))();
+        match result {
+            Ok(redemption) => Ok(redemption),
+            Err(Abort::KeyBusy) => Ok(Redemption::KeyInProgress),
+            Err(Abort::Repo(error)) => Err(error.into()),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The merchant aggregate: merchants and their secret keys (stored as hashes).
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use domain::ids::{ApiKeyId, MerchantId};
+use domain::merchant::{ApiKeyRecord, ApiKeySummary, Livemode, Merchant, MerchantStatus};
+use domain::ports::{MerchantStore, StoreError};
+use domain::secret::SecretHash;
+
+use crate::db::{with_conn, Database};
+use crate::error::RepoError;
+use crate::schema::{api_keys, merchants};
+
+/// Implements [`MerchantStore`] on either backend.
+#[derive(Debug, Clone)]
+pub struct MerchantRepository {
+    db: Database,
+}
+
+impl MerchantRepository {
+    /// A repository over `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn parse<T: std::str::FromStr>(text: &str) -> Result<T, RepoError> {
+    text.parse().map_err(|_| RepoError::Corrupt(format!("stored id {text:?}")))
+}
+
+type KeyRow = (String, String, bool, String, NaiveDateTime, Option<NaiveDateTime>);
+
+fn key_summary((id, merchant_id, livemode, hint, created_at, revoked_at): KeyRow) -> Result<ApiKeySummary, RepoError> {
+    Ok(ApiKeySummary {
+        id: parse(&id)?,
+        merchant_id: parse(&merchant_id)?,
+        livemode: Livemode::from_live(livemode),
+        hint,
+        created_at: created_at.and_utc(),
+        revoked_at: revoked_at.map(|t| t.and_utc()),
+    })
+}
+
+const KEY_COLUMNS: (
+    api_keys::id,
+    api_keys::merchant_id,
+    api_keys::livemode,
+    api_keys::hint,
+    api_keys::created_at,
+    api_keys::revoked_at,
+) = (
+    api_keys::id,
+    api_keys::merchant_id,
+    api_keys::livemode,
+    api_keys::hint,
+    api_keys::created_at,
+    api_keys::revoked_at,
+);
+
+impl MerchantStore for MerchantRepository {
+    fn find_api_key(&self, hash: &SecretHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = with_conn!(&self.db, readers, |conn| api_keys::table
+            .inner_join(merchants::table)
+            .filter(api_keys::secret_hash.eq(hash.as_str()))
+            .select((api_keys::id, api_keys::merchant_id, api_keys::livemode, api_keys::revoked_at, merchants::status,))
+            .first::<(String, String, bool, Option<NaiveDateTime>, String)>(conn)
+            .optional()
+            .map_err(RepoError::from)?);
+        let record = row.map(|(id, merchant_id, livemode, revoked_at, status)| -> Result<_, RepoError> {
+            Ok(ApiKeyRecord {
+                id: parse(&id)?,
+                merchant_id: parse(&merchant_id)?,
+                livemode: Livemode::from_live(livemode),
+                revoked_at: revoked_at.map(|t| t.and_utc()),
+                merchant_status: MerchantStatus::from_stored(&status),
+            })
+        });
+        Ok(record.transpose()?)
+    }
+
+    fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {
+        with_conn!(&self.db, writer, |conn| diesel::insert_into(merchants::table)
+            .values((
+                merchants::id.eq(merchant.id.to_string()),
+                merchants::name.eq(&merchant.name),
+                merchants::status.eq(merchant.status.as_str()),
+                merchants::created_at.eq(merchant.created_at.naive_utc()),
+            ))
+            .execute(conn)
+            .map_err(RepoError::from)?);
+        Ok(())
+    }
+
+    fn set_merchant_status(&self, id: MerchantId, status: MerchantStatus) -> Result<Option<Merchant>, StoreError> {
+        let row = with_conn!(&self.db, writer, |conn| diesel::update(merchants::table.find(id.to_string()))
+            .set(merchants::status.eq(status.as_str()))
+            .returning((merchants::name, merchants::created_at))
+            .get_result::<(String, NaiveDateTime)>(conn)
+            .optional()
+            .map_err(RepoError::from)?);
+        Ok(row.map(|(name, created_at)| Merchant { id, name, status, created_at: created_at.and_utc() }))
+    }
+
+    fn create_api_key(&self, key: &ApiKeySummary, hash: &SecretHash) -> Result<bool, StoreError> {
+        let inserted = with_conn!(&self.db, writer, |conn| conn.transaction(|conn| {
+            let exists = merchants::table.find(key.merchant_id.to_string()).count().get_result::<i64>(conn)?;
+            if exists == 0 {
+                return Ok::<_, RepoError>(false);
+            }
+            diesel::insert_into(api_keys::table)
+                .values((
+                    api_keys::id.eq(key.id.to_string()),
+                    api_keys::merchant_id.eq(key.merchant_id.to_string()),
+                    api_keys::livemode.eq(key.livemode.is_live()),
+                    api_keys::secret_hash.eq(hash.as_str()),
+                    api_keys::hint.eq(&key.hint),
+                    api_keys::created_at.eq(key.created_at.naive_utc()),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        })?);
+        Ok(inserted)
+    }
+
+    fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<Option<ApiKeySummary>, StoreError> {
+        let row = with_conn!(&self.db, writer, |conn| conn.transaction(|conn| {
+            diesel::update(api_keys::table.find(id.to_string()).filter(api_keys::revoked_at.is_null()))
+                .set(api_keys::revoked_at.eq(at.naive_utc()))
+                .execute(conn)?;
+            api_keys::table
+                .find(id.to_string())
+                .select(KEY_COLUMNS)
+                .first::<KeyRow>(conn)
+                .optional()
+                .map_err(RepoError::from)
+        })?);
+        Ok(row.map(key_summary).transpose()?)
+    }
+
+    fn count_merchants(&self) -> Result<i64, StoreError> {
+        Ok(with_conn!(&self.db, readers, |conn| merchants::table
+            .count()
+            .get_result::<i64>(conn)
+            .map_err(RepoError::from)?))
+    }
+}

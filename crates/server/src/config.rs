@@ -1,0 +1,197 @@
+//! Configuration from the environment (and `.env`), checked once at start-up.
+
+use std::time::Duration;
+
+use domain::claim::{ClaimKeyError, ClaimKeys};
+use domain::secret::Secret;
+
+/// Development (the default) or production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Local work: `http` URLs allowed, development secrets made on first use.
+    Development,
+    /// Real merchants: every safety setting is required.
+    Production,
+}
+
+/// Everything the server reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`
+    pub database_url: String,
+    /// `DATABASE_POOL_SIZE`
+    pub pool_size: u32,
+    /// `CHECKOUT_BIND`
+    pub bind: String,
+    /// `CHECKOUT_PUBLIC_URL`
+    pub public_url: String,
+    /// `CHECKOUT_CLAIM_KEYS`
+    pub claim_keys: ClaimKeys,
+    /// `CHECKOUT_SESSION_TTL_SECONDS`
+    pub session_ttl: Duration,
+    /// `CHECKOUT_TOKEN_SECRET`
+    pub token_secret: Option<Secret>,
+    /// `CHECKOUT_IDEMPOTENCY_WAIT_MS`
+    pub idempotency_wait: Duration,
+    /// `CHECKOUT_ENV`
+    pub environment: Environment,
+    /// `CHECKOUT_DEV_SECRETS_FILE`
+    pub dev_secrets_file: String,
+    /// `CHECKOUT_WORKERS` (default: one per core)
+    pub workers: Option<usize>,
+}
+
+/// Settings that are missing, malformed or unsafe; each names its variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Shortest `CHECKOUT_TOKEN_SECRET` accepted.
+pub const MIN_TOKEN_SECRET_LEN: usize = 32;
+
+fn number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    problems: &mut Vec<String>,
+) -> T {
+    match get(name) {
+        None => default,
+        Some(text) => text.trim().parse().unwrap_or_else(|_| {
+            problems.push(format!("{name} must be a positive whole number, not {text:?}"));
+            default
+        }),
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads settings through `get`, reporting every problem at once.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let environment = match get("CHECKOUT_ENV").as_deref().map(str::trim) {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                problems.push(format!("CHECKOUT_ENV must be development or production, not {other:?}"));
+                Environment::Development
+            }
+        };
+        let claim_keys = ClaimKeys::parse(&get("CHECKOUT_CLAIM_KEYS").unwrap_or_default()).unwrap_or_else(
+            |ClaimKeyError { entry, reason }| {
+                problems.push(format!("CHECKOUT_CLAIM_KEYS: entry {entry:?}: {reason}"));
+                ClaimKeys::default()
+            },
+        );
+        let session_ttl: u64 = number(&get, "CHECKOUT_SESSION_TTL_SECONDS", 1800, &mut problems);
+        if session_ttl == 0 {
+            problems.push("CHECKOUT_SESSION_TTL_SECONDS must be at least 1".into());
+        }
+        let public_url = get("CHECKOUT_PUBLIC_URL").unwrap_or_else(|| "http://localhost:4805".into());
+        let lower = public_url.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            problems.push(format!("CHECKOUT_PUBLIC_URL must be an http(s) URL, not {public_url:?}"));
+        }
+        let token_secret = get("CHECKOUT_TOKEN_SECRET").map(Secret::new);
+        if token_secret.as_ref().is_some_and(|s| s.expose().len() < MIN_TOKEN_SECRET_LEN) {
+            problems.push(format!("CHECKOUT_TOKEN_SECRET must be at least {MIN_TOKEN_SECRET_LEN} characters"));
+        }
+        let config = Config {
+            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/checkout.db".into()),
+            pool_size: number(&get, "DATABASE_POOL_SIZE", 10, &mut problems),
+            bind: get("CHECKOUT_BIND").unwrap_or_else(|| "127.0.0.1:4805".into()),
+            public_url,
+            claim_keys,
+            session_ttl: Duration::from_secs(session_ttl),
+            token_secret,
+            idempotency_wait: Duration::from_millis(number(&get, "CHECKOUT_IDEMPOTENCY_WAIT_MS", 5000, &mut problems)),
+            environment,
+            dev_secrets_file: get("CHECKOUT_DEV_SECRETS_FILE").unwrap_or_else(|| "data/dev-secrets.json".into()),
+            workers: get("CHECKOUT_WORKERS").map(|_| number(&get, "CHECKOUT_WORKERS", 2, &mut problems)),
+        };
+        if config.pool_size == 0 {
+            problems.push("DATABASE_POOL_SIZE must be at least 1".into());
+        }
+        if config.environment == Environment::Production {
+            if config.claim_keys.is_empty() {
+                problems.push("CHECKOUT_CLAIM_KEYS is required in production (kid:publicKey pairs)".into());
+            }
+            if !lower.starts_with("https://") {
+                problems.push("CHECKOUT_PUBLIC_URL must be https in production".into());
+            }
+            if config.token_secret.is_none() {
+                problems.push(format!(
+                    "CHECKOUT_TOKEN_SECRET is required in production (at least {MIN_TOKEN_SECRET_LEN} random characters)"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use domain::claim::ClaimSigner;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_setting() {
+        let config = config(&[]).map_err(|e| e.to_string());
+        let config = config.as_ref().map(|c| (c.database_url.as_str(), c.bind.as_str(), c.session_ttl.as_secs()));
+        assert_eq!(config, Ok(("sqlite://data/checkout.db", "127.0.0.1:4805", 1800)));
+    }
+
+    #[test]
+    fn production_names_every_missing_or_unsafe_setting() {
+        let error = config(&[("CHECKOUT_ENV", "production")]).err().map(|e| e.0).unwrap_or_default();
+        let text = error.join("\n");
+        assert!(text.contains("CHECKOUT_CLAIM_KEYS"), "{text}");
+        assert!(text.contains("CHECKOUT_PUBLIC_URL"), "{text}");
+        assert!(text.contains("CHECKOUT_TOKEN_SECRET"), "{text}");
+    }
+
+    #[test]
+    fn production_starts_with_safe_settings() {
+        let signer = ClaimSigner::generate();
+        let keys = format!("{}:{}", signer.kid(), signer.public_key());
+        let secret = "s".repeat(MIN_TOKEN_SECRET_LEN);
+        let result = config(&[
+            ("CHECKOUT_ENV", "production"),
+            ("CHECKOUT_CLAIM_KEYS", &keys),
+            ("CHECKOUT_PUBLIC_URL", "https://checkout.example"),
+            ("CHECKOUT_TOKEN_SECRET", &secret),
+        ]);
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[test]
+    fn malformed_values_are_reported_not_defaulted() {
+        let error =
+            config(&[("CHECKOUT_SESSION_TTL_SECONDS", "soon"), ("CHECKOUT_ENV", "staging")]).err().map(|e| e.0.len());
+        assert_eq!(error, Some(2));
+    }
+
+    #[test]
+    fn the_error_never_shows_the_token_secret() {
+        let error = config(&[("CHECKOUT_TOKEN_SECRET", "short-secret-value")]).err().map(|e| e.to_string());
+        let text = error.unwrap_or_default();
+        assert!(text.contains("CHECKOUT_TOKEN_SECRET"));
+        assert!(!text.contains("short-secret-value"));
+    }
+}

@@ -1,0 +1,114 @@
+//! Development mode's conveniences: secrets made on first use and kept in a local file (never used
+//! in production), and a demo merchant with a ready-to-paste request on a new database.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use chrono::Utc;
+use domain::claim::{Audience, ClaimItem, ClaimPayload, ClaimSigner, AUDIENCE};
+use domain::ids::MerchantId;
+use domain::secret::{random_token, Secret};
+use serde::{Deserialize, Serialize};
+
+/// The `kid` of the development claim key.
+pub const DEV_KID: &str = "dev";
+
+/// What development mode keeps between runs, in `CHECKOUT_DEV_SECRETS_FILE` (mode 0600).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DevSecrets {
+    /// Signs checkout page tokens when `CHECKOUT_TOKEN_SECRET` is unset.
+    pub token_secret: String,
+    /// Signs development claims (trusted in development mode only).
+    pub claim_private_key: String,
+    /// The demo merchant made on the first start, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demo_merchant_id: Option<String>,
+}
+
+impl std::fmt::Debug for DevSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevSecrets").field("demo_merchant_id", &self.demo_merchant_id).finish_non_exhaustive()
+    }
+}
+
+impl DevSecrets {
+    /// Reads the file, or makes and writes fresh secrets.
+    pub fn load_or_create(path: &str) -> std::io::Result<Self> {
+        match fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| std::io::Error::other(format!("{path} is not a development secrets file: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let secrets = DevSecrets {
+                    token_secret: random_token().expose().to_owned(),
+                    claim_private_key: ClaimSigner::generate().private_key().expose().to_owned(),
+                    demo_merchant_id: None,
+                };
+                secrets.save(path)?;
+                Ok(secrets)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the file, readable by its owner only.
+    pub fn save(&self, path: &str) -> std::io::Result<()> {
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+        file.write_all(text.as_bytes())
+    }
+
+    /// The development claim signer.
+    pub fn claim_signer(&self) -> Option<ClaimSigner> {
+        ClaimSigner::from_private(DEV_KID, &self.claim_private_key)
+    }
+
+    /// The token secret.
+    pub fn token_secret(&self) -> Secret {
+        Secret::new(self.token_secret.clone())
+    }
+}
+
+/// A demo claim: two tees, valid for 15 minutes.
+pub fn demo_claim(signer: &ClaimSigner, merchant: MerchantId) -> String {
+    let now = Utc::now().timestamp();
+    signer.sign(&ClaimPayload {
+        iss: "checkout-server/dev".into(),
+        aud: Audience::One(AUDIENCE.into()),
+        sub: "cus_demo".into(),
+        jti: format!("clm_demo_{}", &random_token().expose()[..16]),
+        iat: now,
+        exp: now + 900,
+        nbf: None,
+        mid: merchant.to_string(),
+        currency: "usd".into(),
+        items: vec![ClaimItem {
+            sku: "TEE-BLACK-M".into(),
+            name: "Drop tee (black, M)".into(),
+            quantity: 2,
+            unit_amount: 2500,
+        }],
+        experience_id: None,
+        distribution_id: None,
+    })
+}
+
+/// A `curl` that creates a checkout with `claim`.
+pub fn demo_curl(public_url: &str, secret_key: &str, claim: &str) -> String {
+    let body = serde_json::json!({
+        "checkoutClaim": claim,
+        "mode": "hosted",
+        "successUrl": "https://example.com/checkout/success",
+        "cancelUrl": "https://example.com/checkout/cancel",
+        "idempotencyKey": format!("demo-{}", &random_token().expose()[..12]),
+    });
+    format!(
+        "curl -sS -X POST {}/checkout \\\n  -H 'Authorization: Bearer {secret_key}' \\\n  -H 'Content-Type: application/json' \\\n  -d '{body}'",
+        public_url.trim_end_matches('/')
+    )
+}

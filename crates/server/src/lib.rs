@@ -1,0 +1,51 @@
+//! The `checkout-server` binary's library: configuration, wiring, the operator CLI and
+//! development-mode conveniences. `main.rs` only dispatches.
+
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod startup;
+
+use domain::ports::MerchantStore;
+use persistence::{Database, MerchantRepository};
+
+use crate::config::Config;
+use crate::dev::{demo_claim, demo_curl, DevSecrets};
+
+/// In development: on an empty database, makes a demo merchant and test key; prints a request that
+/// works (with the key, the first time; with a placeholder for it afterwards).
+pub fn development_banner(config: &Config, database: &Database) -> Result<String, String> {
+    let store = MerchantRepository::new(database.clone());
+    let mut dev = DevSecrets::load_or_create(&config.dev_secrets_file).map_err(|e| e.to_string())?;
+    let signer = dev.claim_signer().ok_or("the development claim key is unreadable")?;
+    let fresh = store.count_merchants().map_err(|e| e.to_string())? == 0;
+    let (merchant, secret) = if fresh {
+        let merchant = cli::create_merchant(&store, "Demo Merchant").map_err(|e| e.to_string())?;
+        let (_, key) =
+            cli::create_key(&store, merchant.id, domain::merchant::Livemode::Test).map_err(|e| e.to_string())?;
+        dev.demo_merchant_id = Some(merchant.id.to_string());
+        dev.save(&config.dev_secrets_file).map_err(|e| e.to_string())?;
+        (merchant.id, key.secret().expose().to_owned())
+    } else {
+        match dev.demo_merchant_id.as_deref().and_then(|id| id.parse().ok()) {
+            Some(id) => (id, "$CHECKOUT_SECRET_KEY".to_owned()),
+            None => return Ok("Development mode. Create a merchant and key with `checkout-server merchant create` and `checkout-server key create`.".into()),
+        }
+    };
+    let curl = demo_curl(&config.public_url, &secret, &demo_claim(&signer, merchant));
+    let mut text = String::from("Development mode (never use it for real payments).\n");
+    if fresh {
+        text.push_str(&format!(
+            "Created demo merchant {merchant} with a test secret key, shown only now:\n\n  {secret}\n\n"
+        ));
+    } else {
+        text.push_str(&format!(
+            "Demo merchant {merchant}: set CHECKOUT_SECRET_KEY to the test key printed at its creation.\n"
+        ));
+    }
+    text.push_str(&format!(
+        "Create a checkout (the claim inside is fresh and valid for 15 minutes):\n\n{curl}\n\n\
+         More claims: checkout-server claim issue --merchant {merchant} --item sku=TEE-1,name=Tee,quantity=1,unitAmount=2500\n"
+    ));
+    Ok(text)
+}

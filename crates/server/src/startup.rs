@@ -1,0 +1,124 @@
+//! Wiring: configuration → database → repositories → use cases → HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, App, HttpServer};
+use api::AppState;
+use domain::checkout::{CheckoutService, CheckoutSettings, CheckoutUrls};
+use domain::ports::SystemClock;
+use persistence::{CheckoutRepository, Database, DbOptions, MerchantRepository};
+
+use crate::config::{Config, Environment};
+use crate::dev::{DevSecrets, DEV_KID};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] persistence::RepoError),
+    /// The listener could not be bound, or the development secrets file could not be used.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The configuration lacks something only now known to be needed.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Opens the database of `config` and applies pending migrations.
+pub fn open_database(config: &Config) -> Result<Database, StartError> {
+    let database = Database::connect(&DbOptions {
+        url: config.database_url.clone(),
+        pool_size: config.pool_size,
+        lock_wait: config.idempotency_wait,
+    })?;
+    let applied = database.migrate()?;
+    if !applied.is_empty() {
+        log::info!("applied migrations: {}", applied.join(", "));
+    }
+    Ok(database)
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    database: Database,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Opens the database, wires the services and binds the listener (port 0 picks a free port).
+    /// Must be called inside an actix system.
+    pub fn build(config: Config) -> Result<Self, StartError> {
+        let database = open_database(&config)?;
+        let dev = match config.environment {
+            Environment::Development => Some(DevSecrets::load_or_create(&config.dev_secrets_file)?),
+            Environment::Production => None,
+        };
+        let token_secret = config
+            .token_secret
+            .clone()
+            .or_else(|| dev.as_ref().map(DevSecrets::token_secret))
+            .ok_or_else(|| StartError::Config("CHECKOUT_TOKEN_SECRET is required in production".into()))?;
+        let mut claim_keys = config.claim_keys.clone();
+        if let Some(signer) = dev.as_ref().and_then(DevSecrets::claim_signer) {
+            claim_keys.insert(DEV_KID, signer.verifying_key());
+        }
+        let checkout = CheckoutService::new(
+            Arc::new(CheckoutRepository::new(database.clone())),
+            Arc::new(SystemClock),
+            claim_keys,
+            CheckoutUrls::new(&config.public_url, token_secret),
+            CheckoutSettings {
+                session_ttl: chrono::Duration::from_std(config.session_ttl)
+                    .map_err(|_| StartError::Config("CHECKOUT_SESSION_TTL_SECONDS is too large".into()))?,
+            },
+        );
+        let state = AppState {
+            checkout,
+            merchants: Arc::new(MerchantRepository::new(database.clone())),
+            require_https: config.environment == Environment::Production,
+        };
+        let listener = TcpListener::bind(&config.bind)?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                // Method, path, status and latency: never headers or bodies, which carry secrets.
+                .wrap(middleware::Logger::new("%r %s %Dms"))
+                .configure(api::configure(state.clone()))
+        })
+        .listen(listener)?;
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        Ok(Self { port, server: server.run(), database })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database the server uses.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish) or a stop via the handle.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

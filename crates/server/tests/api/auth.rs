@@ -1,0 +1,78 @@
+//! 401 and 403: the secret-key guard.
+
+use domain::merchant::Livemode;
+use domain::secret::ApiKeySecret;
+use domain::ports::MerchantStore;
+use persistence::MerchantRepository;
+
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
+
+fn missing_malformed_and_unknown_keys_are_401(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let body = app.checkout_body(&merchant).to_string();
+    let unknown = ApiKeySecret::generate(Livemode::Test).secret().expose().to_owned();
+    let mut typo = merchant.key.clone();
+    typo.replace_range(10..11, if &typo[10..11] == "a" { "b" } else { "a" });
+
+    for key in [None, Some("nonsense"), Some(unknown.as_str()), Some(typo.as_str())] {
+        let response = app.post_raw("/checkout", key, &body);
+        assert_eq!(response.status, 401, "{key:?}: {}", response.text);
+        assert_eq!(response.json()["error"], "unauthorized");
+        assert!(response.json()["message"].is_string());
+        assert!(!response.text.contains(&merchant.key[8..]), "a key is never echoed");
+        if let Some(key) = key {
+            assert!(!response.text.contains(key));
+        }
+    }
+    assert_eq!(app.checkout_rows()[0], 0);
+}
+
+fn a_revoked_key_is_403(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    MerchantRepository::new(app.db.clone()).revoke_api_key(merchant.key_id, chrono::Utc::now()).unwrap();
+    let response = app.post_checkout(&merchant.key, &app.checkout_body(&merchant));
+    assert_eq!(response.status, 403, "{}", response.text);
+    assert_eq!(response.json()["error"], "forbidden");
+}
+
+fn a_suspended_merchant_is_403(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    app.suspend(&merchant);
+    let response = app.post_checkout(&merchant.key, &app.checkout_body(&merchant));
+    assert_eq!(response.status, 403, "{}", response.text);
+    assert!(response.json()["message"].as_str().unwrap().contains("suspended"));
+}
+
+fn a_publishable_key_is_403(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let response = app.post_checkout("pk_test_abcdefghijklmnop", &app.checkout_body(&merchant));
+    assert_eq!(response.status, 403, "{}", response.text);
+}
+
+fn auth_is_checked_before_the_body(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let response = app.post_raw("/checkout", Some("sk_test_wrong"), "{not json");
+    assert_eq!(response.status, 401, "{}", response.text);
+}
+
+fn a_live_key_makes_live_orders(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant_in(Livemode::Live);
+    assert!(merchant.key.starts_with("sk_live_"));
+    assert_eq!(app.post_checkout(&merchant.key, &app.checkout_body(&merchant)).status, 200);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders WHERE livemode = TRUE"), 1);
+}
+
+on_both_backends!(
+    missing_malformed_and_unknown_keys_are_401,
+    a_revoked_key_is_403,
+    a_suspended_merchant_is_403,
+    a_publishable_key_is_403,
+    auth_is_checked_before_the_body,
+    a_live_key_makes_live_orders,
+);

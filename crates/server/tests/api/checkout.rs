@@ -1,0 +1,105 @@
+//! `POST /checkout`: the happy path and what it writes.
+
+use serde_json::Value;
+
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
+
+fn creating_a_checkout_returns_an_order_a_payment_and_a_page(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+
+    let mut claim = app.claim_payload(&merchant);
+    claim.exp = claim.iat + 3600;
+    let response = app.post_checkout(&merchant.key, &app.body_with(&app.signer.sign(&claim)));
+
+    assert_eq!(response.status, 200, "{}", response.text);
+    assert_eq!(response.header("idempotent-replayed"), None);
+    let body = response.json();
+    let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["checkoutUrl", "expiresAt", "orderId", "paymentId"]);
+    let order_id = body["orderId"].as_str().unwrap();
+    assert!(order_id.starts_with("ord_"), "{order_id}");
+    assert!(body["paymentId"].as_str().unwrap().starts_with("pay_"));
+    let url = body["checkoutUrl"].as_str().unwrap();
+    let token = url.strip_prefix("http://checkout.test/c/").expect("hosted page URL");
+    assert!(token.len() >= 43 && !url.contains(order_id), "{url}");
+    let expires_at = chrono::DateTime::parse_from_rfc3339(body["expiresAt"].as_str().unwrap()).unwrap();
+    assert!(body["expiresAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(body["expiresAt"].as_str().unwrap().len(), "2026-11-25T10:30:00.000Z".len());
+    let ttl = expires_at.timestamp() - chrono::Utc::now().timestamp();
+    assert!((1790..=1800).contains(&ttl), "session lives 30 minutes, not {ttl}s");
+
+    assert_eq!(app.checkout_rows(), [1, 2, 1, 1, 1]);
+    let total = app.count(&format!(
+        "SELECT amount_total AS n FROM orders WHERE id = '{order_id}' AND status = 'pending' AND currency = 'usd'"
+    ));
+    assert_eq!(total, 2 * 2500 + 1500, "the price comes from the claim");
+    let payment = app.count(&format!("SELECT amount AS n FROM payments WHERE order_id = '{order_id}' AND status = 'pending'"));
+    assert_eq!(payment, 6500);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM checkout_sessions WHERE status = 'open' AND mode = 'hosted'"), 1);
+}
+
+fn the_token_is_stored_only_as_a_hash(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let body = app.post_checkout(&merchant.key, &app.checkout_body(&merchant)).json();
+    let token = body["checkoutUrl"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let plain = [
+        "SELECT COUNT(*) AS n FROM checkout_sessions WHERE token_hash LIKE '%{t}%' OR success_url LIKE '%{t}%'",
+        "SELECT COUNT(*) AS n FROM idempotency_keys WHERE outcome LIKE '%{t}%' OR fingerprint LIKE '%{t}%'",
+    ];
+    for sql in plain {
+        assert_eq!(app.count(&sql.replace("{t}", &token)), 0, "{sql}");
+    }
+    let hashed = domain::secret::sha256_hex(token.as_bytes());
+    assert_eq!(app.count(&format!("SELECT COUNT(*) AS n FROM checkout_sessions WHERE token_hash = '{hashed}'")), 1);
+}
+
+fn an_embedded_checkout_gets_an_embed_url(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let mut body = app.checkout_body(&merchant);
+    body["mode"] = Value::from("embedded");
+    let response = app.post_checkout(&merchant.key, &body);
+    assert_eq!(response.status, 200, "{}", response.text);
+    assert!(response.json()["checkoutUrl"].as_str().unwrap().starts_with("http://checkout.test/embed/"));
+}
+
+fn the_session_never_outlives_the_claim(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let mut payload = app.claim_payload(&merchant);
+    payload.exp = payload.iat + 120;
+    let response = app.post_checkout(&merchant.key, &app.body_with(&app.signer.sign(&payload)));
+    assert_eq!(response.status, 200, "{}", response.text);
+    let expires_at = chrono::DateTime::parse_from_rfc3339(response.json()["expiresAt"].as_str().unwrap()).unwrap();
+    assert_eq!(expires_at.timestamp(), payload.exp);
+}
+
+fn the_api_prefix_serves_the_same_endpoint(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let response = app.post_raw("/api/checkout", Some(&merchant.key), &app.checkout_body(&merchant).to_string());
+    assert_eq!(response.status, 200, "{}", response.text);
+    assert_eq!(app.checkout_rows()[0], 1);
+}
+
+fn unknown_routes_and_methods_answer_json(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let missing = app.request("GET", "/nope", &[]);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"], "not_found");
+    let wrong_method = app.request("GET", "/checkout", &[]);
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.json()["error"], "method_not_allowed");
+}
+
+on_both_backends!(
+    creating_a_checkout_returns_an_order_a_payment_and_a_page,
+    the_token_is_stored_only_as_a_hash,
+    an_embedded_checkout_gets_an_embed_url,
+    the_session_never_outlives_the_claim,
+    the_api_prefix_serves_the_same_endpoint,
+    unknown_routes_and_methods_answer_json,
+);

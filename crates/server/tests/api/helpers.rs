@@ -1,0 +1,356 @@
+//! The test harness: a real server on a free port over a fresh database (a SQLite file in a
+//! temporary folder, or a fresh schema in the PostgreSQL database of `TEST_DATABASE_URL`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use chrono::Utc;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use domain::claim::{Audience, ClaimItem, ClaimPayload, ClaimSigner, AUDIENCE};
+use domain::ids::MerchantId;
+use domain::merchant::{Livemode, MerchantStatus};
+use domain::ports::MerchantStore;
+use domain::secret::random_token;
+use persistence::{Database, DbOptions, MerchantRepository};
+use serde_json::{json, Value};
+use server::cli::{create_key, create_merchant};
+use server::config::Config;
+use server::startup::Application;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[test]` per backend for each listed `fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name($crate::helpers::Backend::Sqlite) })+
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name($crate::helpers::Backend::Postgres) })+
+        }
+    };
+}
+
+/// A fresh, empty database that removes itself.
+pub struct TestDb {
+    pub url: String,
+    dir: PathBuf,
+    pg_schema: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> Self {
+        let name = format!("t{}", random_token().expose()[..16].to_ascii_lowercase());
+        let dir = std::env::temp_dir().join(format!("checkout-test-{name}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        match backend {
+            Backend::Sqlite => {
+                Self { url: format!("sqlite://{}", dir.join("checkout.db").display()), dir, pg_schema: None }
+            }
+            Backend::Postgres => {
+                let admin = std::env::var("TEST_DATABASE_URL").expect(
+                    "TEST_DATABASE_URL must name a PostgreSQL database for the PostgreSQL tests \
+                     (scripts/test sets it up)",
+                );
+                let mut conn = PgConnection::establish(&admin).expect("connect to TEST_DATABASE_URL");
+                conn.batch_execute(&format!("CREATE SCHEMA {name}")).expect("create schema");
+                let sep = if admin.contains('?') { '&' } else { '?' };
+                let url = format!("{admin}{sep}options=-csearch_path%3D{name}");
+                Self { url, dir, pg_schema: Some((admin, name)) }
+            }
+        }
+    }
+
+    /// The same database for a second server: dropping it leaves the database in place.
+    pub fn shared(&self) -> Self {
+        let dir = self.dir.join("replica");
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self { url: self.url.clone(), dir, pg_schema: None }
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// A connection pool of the test's own, for seeding and for looking behind the API.
+    pub fn database(&self) -> Database {
+        Database::connect(&DbOptions { url: self.url.clone(), pool_size: 2, lock_wait: Duration::from_secs(10) })
+            .expect("open test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, schema)) = &self.pg_schema {
+            if let Ok(mut conn) = PgConnection::establish(admin) {
+                let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Runs `$body` with `$conn` on either backend's connection.
+macro_rules! on_conn {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            Database::Postgres(pool) => {
+                let $conn = &mut *pool.get().expect("pg connection");
+                $body
+            }
+            Database::Sqlite { writer, .. } => {
+                let $conn = &mut *writer.get().expect("sqlite connection");
+                $body
+            }
+        }
+    };
+}
+
+/// Looks behind the API: counts and raw statements.
+pub fn count(db: &Database, sql: &str) -> i64 {
+    on_conn!(db, |conn| diesel::sql_query(sql).get_result::<Count>(conn).expect(sql).n)
+}
+
+pub fn execute(db: &Database, sql: &str) {
+    on_conn!(db, |conn| conn.batch_execute(sql).expect(sql))
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub text: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+fn into_response(result: Result<ureq::Response, ureq::Error>) -> Response {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|name| response.header(&name).map(|v| (name.to_ascii_lowercase(), v.to_owned())))
+        .collect();
+    let text = response.into_string().expect("body");
+    Response { status, headers, text }
+}
+
+/// A merchant with a secret key.
+#[derive(Debug, Clone)]
+pub struct TestMerchant {
+    pub id: MerchantId,
+    pub key: String,
+    pub key_id: domain::ids::ApiKeyId,
+}
+
+/// Settings a test may change from the defaults.
+pub type Overrides<'a> = &'a [(&'a str, &'a str)];
+
+/// A running server over a fresh database.
+pub struct TestApp {
+    pub address: String,
+    pub signer: ClaimSigner,
+    pub db: Database,
+    agent: ureq::Agent,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+    // Dropped last: the server must let go of the database first.
+    pub test_db: TestDb,
+}
+
+impl TestApp {
+    pub fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, &[])
+    }
+
+    pub fn spawn_with(backend: Backend, overrides: Overrides) -> Self {
+        let test_db = TestDb::new(backend);
+        let signer = ClaimSigner::generate();
+        Self::spawn_on(test_db, signer, overrides)
+    }
+
+    /// A server over an existing test database, trusting `signer`'s key.
+    pub fn spawn_on(test_db: TestDb, signer: ClaimSigner, overrides: Overrides) -> Self {
+        let mut settings: HashMap<String, String> = [
+            ("DATABASE_URL", test_db.url.clone()),
+            ("DATABASE_POOL_SIZE", "4".into()),
+            ("CHECKOUT_BIND", "127.0.0.1:0".into()),
+            ("CHECKOUT_PUBLIC_URL", "http://checkout.test".into()),
+            ("CHECKOUT_CLAIM_KEYS", format!("{}:{}", signer.kid(), signer.public_key())),
+            ("CHECKOUT_TOKEN_SECRET", "test-token-secret-of-at-least-32-characters".into()),
+            ("CHECKOUT_DEV_SECRETS_FILE", test_db.dir().join("dev-secrets.json").display().to_string()),
+            ("CHECKOUT_WORKERS", "2".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (key, value) in overrides {
+            settings.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let config = Config::from_lookup(|name| settings.get(name).cloned()).expect("test configuration");
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                match Application::build(config) {
+                    Ok(app) => {
+                        sender.send(Ok((app.port(), app.handle()))).expect("report start");
+                        app.run_until_stopped().await.expect("server ran");
+                    }
+                    Err(e) => sender.send(Err(e.to_string())).expect("report failure"),
+                }
+            })
+        });
+        let (port, handle) = receiver.recv().expect("server thread").expect("server started");
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        let db = test_db.database();
+        Self { address: format!("http://127.0.0.1:{port}"), signer, db, agent, handle, thread: Some(thread), test_db }
+    }
+
+    /// The same claim-signing key, for a second server.
+    pub fn signer_copy(&self) -> ClaimSigner {
+        ClaimSigner::from_private(self.signer.kid(), self.signer.private_key().expose()).expect("signer")
+    }
+
+    pub fn new_merchant(&self) -> TestMerchant {
+        self.new_merchant_in(Livemode::Test)
+    }
+
+    pub fn new_merchant_in(&self, livemode: Livemode) -> TestMerchant {
+        let store = MerchantRepository::new(self.db.clone());
+        let merchant = create_merchant(&store, "Test Merchant").expect("merchant");
+        let (summary, secret) = create_key(&store, merchant.id, livemode).expect("key");
+        TestMerchant { id: merchant.id, key: secret.secret().expose().to_owned(), key_id: summary.id }
+    }
+
+    pub fn suspend(&self, merchant: &TestMerchant) {
+        MerchantRepository::new(self.db.clone())
+            .set_merchant_status(merchant.id, MerchantStatus::Suspended)
+            .expect("suspend");
+    }
+
+    /// A claim payload for `merchant`: two tees at 25.00, valid for 15 minutes, with a fresh `jti`.
+    pub fn claim_payload(&self, merchant: &TestMerchant) -> ClaimPayload {
+        let now = Utc::now().timestamp();
+        ClaimPayload {
+            iss: "admission-test".into(),
+            aud: Audience::One(AUDIENCE.into()),
+            sub: "cus_test".into(),
+            jti: format!("clm_{}", &random_token().expose()[..20]),
+            iat: now,
+            exp: now + 900,
+            nbf: None,
+            mid: merchant.id.to_string(),
+            currency: "usd".into(),
+            items: vec![
+                ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 },
+                ClaimItem { sku: "CAP-1".into(), name: "Cap".into(), quantity: 1, unit_amount: 1500 },
+            ],
+            experience_id: Some("exp_1".into()),
+            distribution_id: None,
+        }
+    }
+
+    pub fn signed_claim(&self, merchant: &TestMerchant) -> String {
+        self.signer.sign(&self.claim_payload(merchant))
+    }
+
+    /// A valid request body with a fresh claim and idempotency key.
+    pub fn checkout_body(&self, merchant: &TestMerchant) -> Value {
+        self.body_with(&self.signed_claim(merchant))
+    }
+
+    /// A valid body for a merchant known only by id.
+    pub fn checkout_body_for(&self, merchant_id: &str) -> Value {
+        let merchant = TestMerchant {
+            id: merchant_id.parse().expect("merchant id"),
+            key: String::new(),
+            key_id: domain::ids::ApiKeyId::new(),
+        };
+        self.checkout_body(&merchant)
+    }
+
+    pub fn body_with(&self, claim: &str) -> Value {
+        json!({
+            "checkoutClaim": claim,
+            "mode": "hosted",
+            "successUrl": "https://shop.example/success",
+            "cancelUrl": "https://shop.example/cancel",
+            "idempotencyKey": format!("idem-{}", &random_token().expose()[..16]),
+        })
+    }
+
+    pub fn post_checkout(&self, key: &str, body: &Value) -> Response {
+        self.post_raw("/checkout", Some(key), &body.to_string())
+    }
+
+    pub fn post_raw(&self, path: &str, key: Option<&str>, body: &str) -> Response {
+        let mut request = self.agent.post(&format!("{}{path}", self.address)).set("Content-Type", "application/json");
+        if let Some(key) = key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        into_response(request.send_string(body))
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = self.agent.request(method, &format!("{}{path}", self.address));
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        into_response(request.call())
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        count(&self.db, sql)
+    }
+
+    pub fn execute(&self, sql: &str) {
+        execute(&self.db, sql)
+    }
+
+    /// Rows of every table a checkout writes.
+    pub fn checkout_rows(&self) -> [i64; 5] {
+        ["orders", "order_items", "payments", "checkout_sessions", "idempotency_keys"]
+            .map(|table| self.count(&format!("SELECT COUNT(*) AS n FROM {table}")))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        actix_web::rt::System::new().block_on(self.handle.stop(false));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Idempotency keys and claim redemption, seen from a merchant's client.
+
+use domain::merchant::Livemode;
+use serde_json::Value;
+
+use crate::helpers::{Backend, TestApp};
+use crate::on_both_backends;
+
+fn replaying_the_same_request_returns_the_first_response(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let body = app.checkout_body(&merchant);
+
+    let first = app.post_checkout(&merchant.key, &body);
+    // Same fields in another order and spacing: the same request.
+    let reordered: serde_json::Map<String, Value> = body.as_object().unwrap().clone().into_iter().rev().collect();
+    let second = app.post_raw("/checkout", Some(&merchant.key), &serde_json::to_string_pretty(&reordered).unwrap());
+
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(second.text, first.text, "replayed byte for byte");
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    assert_eq!(app.checkout_rows(), [1, 2, 1, 1, 1], "nothing new is created");
+}
+
+fn the_same_key_with_another_request_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let body = app.checkout_body(&merchant);
+    assert_eq!(app.post_checkout(&merchant.key, &body).status, 200);
+
+    let mut changed = body.clone();
+    changed["successUrl"] = Value::from("https://shop.example/elsewhere");
+    let response = app.post_checkout(&merchant.key, &changed);
+
+    assert_eq!(response.status, 422, "{}", response.text);
+    assert_eq!(response.json()["error"], "idempotency_key_reused");
+    assert!(response.json()["message"].as_str().is_some());
+    assert_eq!(app.checkout_rows()[0], 1);
+}
+
+fn keys_are_scoped_to_the_merchant_and_mode(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let a = app.new_merchant();
+    let b = app.new_merchant();
+    let a_live = app.new_merchant_in(Livemode::Live);
+    for merchant in [&a, &b, &a_live] {
+        let mut body = app.checkout_body(merchant);
+        body["idempotencyKey"] = Value::from("order-1");
+        let response = app.post_checkout(&merchant.key, &body);
+        assert_eq!(response.status, 200, "{}", response.text);
+        assert_eq!(response.header("idempotent-replayed"), None);
+    }
+    assert_eq!(app.checkout_rows()[0], 3);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders WHERE livemode = TRUE"), 1);
+}
+
+fn a_claim_backs_only_one_open_order(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let claim = app.signed_claim(&merchant);
+    assert_eq!(app.post_checkout(&merchant.key, &app.body_with(&claim)).status, 200);
+
+    let second_body = app.body_with(&claim);
+    let second = app.post_checkout(&merchant.key, &second_body);
+    assert_eq!(second.status, 409, "{}", second.text);
+    assert_eq!(second.json()["error"], "claim_already_redeemed");
+    assert_eq!(second.header("idempotent-replayed"), None);
+
+    // The refusal depended on state, so it is recorded under its key and replayed.
+    let again = app.post_checkout(&merchant.key, &second_body);
+    assert_eq!(again.status, 409);
+    assert_eq!(again.text, second.text);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(app.checkout_rows(), [1, 2, 1, 1, 2]);
+}
+
+fn an_expired_order_frees_its_claim(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let claim = app.signed_claim(&merchant);
+    let first = app.post_checkout(&merchant.key, &app.body_with(&claim)).json();
+    // Time passes beyond the session's end (the claim itself is still valid).
+    app.execute("UPDATE orders SET expires_at = '2000-01-01 00:00:00'");
+
+    let second = app.post_checkout(&merchant.key, &app.body_with(&claim));
+
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_ne!(second.json()["orderId"], first["orderId"]);
+    let first_id = first["orderId"].as_str().unwrap();
+    assert_eq!(app.count(&format!("SELECT COUNT(*) AS n FROM orders WHERE id = '{first_id}' AND status = 'expired'")), 1);
+    assert_eq!(app.count(&format!("SELECT COUNT(*) AS n FROM checkout_sessions WHERE order_id = '{first_id}' AND status = 'expired'")), 1);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders WHERE status = 'pending'"), 1);
+}
+
+fn a_cancelled_order_frees_its_claim(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let claim = app.signed_claim(&merchant);
+    assert_eq!(app.post_checkout(&merchant.key, &app.body_with(&claim)).status, 200);
+    app.execute("UPDATE orders SET status = 'cancelled'");
+    assert_eq!(app.post_checkout(&merchant.key, &app.body_with(&claim)).status, 200);
+    assert_eq!(app.checkout_rows()[0], 2);
+}
+
+on_both_backends!(
+    replaying_the_same_request_returns_the_first_response,
+    the_same_key_with_another_request_is_refused,
+    keys_are_scoped_to_the_merchant_and_mode,
+    a_claim_backs_only_one_open_order,
+    an_expired_order_frees_its_claim,
+    a_cancelled_order_frees_its_claim,
+);

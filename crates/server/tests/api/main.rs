@@ -1,0 +1,13 @@
+//! HTTP-level tests of the Checkout API: the real server on a free port, on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod checkout;
+mod cli;
+mod concurrency;
+mod faults;
+mod idempotency;
+mod validation;

@@ -1,0 +1,87 @@
+-- The checkout data model. Times are UTC. Amounts are integer minor units.
+
+CREATE TABLE merchants (
+    id          TEXT PRIMARY KEY NOT NULL,
+    name        TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('active', 'suspended')),
+    created_at  TIMESTAMP NOT NULL
+);
+
+-- Secret keys are stored as the SHA-256 of the secret, never the secret.
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY NOT NULL,
+    merchant_id  TEXT NOT NULL REFERENCES merchants (id),
+    livemode     BOOLEAN NOT NULL,
+    secret_hash  TEXT NOT NULL UNIQUE,
+    hint         TEXT NOT NULL,
+    created_at   TIMESTAMP NOT NULL,
+    revoked_at   TIMESTAMP
+);
+CREATE INDEX api_keys_by_merchant ON api_keys (merchant_id);
+
+CREATE TABLE orders (
+    id               TEXT PRIMARY KEY NOT NULL,
+    merchant_id      TEXT NOT NULL REFERENCES merchants (id),
+    livemode         BOOLEAN NOT NULL,
+    claim_id         TEXT NOT NULL,
+    claim_issuer     TEXT NOT NULL,
+    consumer_id      TEXT NOT NULL,
+    experience_id    TEXT,
+    distribution_id  TEXT,
+    currency         TEXT NOT NULL,
+    amount_total     BIGINT NOT NULL CHECK (amount_total >= 0),
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'paid', 'cancelled', 'expired')),
+    expires_at       TIMESTAMP NOT NULL,
+    created_at       TIMESTAMP NOT NULL,
+    updated_at       TIMESTAMP NOT NULL
+);
+-- A claim backs at most one open order: the database, not the application, enforces it.
+CREATE UNIQUE INDEX orders_one_open_per_claim ON orders (merchant_id, livemode, claim_id) WHERE status = 'pending';
+CREATE INDEX orders_by_merchant ON orders (merchant_id, created_at);
+
+CREATE TABLE order_items (
+    order_id     TEXT NOT NULL REFERENCES orders (id),
+    position     INTEGER NOT NULL,
+    sku          TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    quantity     BIGINT NOT NULL CHECK (quantity > 0),
+    unit_amount  BIGINT NOT NULL CHECK (unit_amount >= 0),
+    amount       BIGINT NOT NULL CHECK (amount >= 0),
+    PRIMARY KEY (order_id, position)
+);
+
+CREATE TABLE payments (
+    id           TEXT PRIMARY KEY NOT NULL,
+    order_id     TEXT NOT NULL REFERENCES orders (id),
+    amount       BIGINT NOT NULL CHECK (amount >= 0),
+    currency     TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+    created_at   TIMESTAMP NOT NULL,
+    updated_at   TIMESTAMP NOT NULL
+);
+CREATE INDEX payments_by_order ON payments (order_id);
+
+-- The page behind checkoutUrl. Only the hash of its token is stored.
+CREATE TABLE checkout_sessions (
+    order_id     TEXT PRIMARY KEY NOT NULL REFERENCES orders (id),
+    token_hash   TEXT NOT NULL UNIQUE,
+    mode         TEXT NOT NULL CHECK (mode IN ('hosted', 'embedded')),
+    success_url  TEXT NOT NULL,
+    cancel_url   TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('open', 'complete', 'expired', 'cancelled')),
+    expires_at   TIMESTAMP NOT NULL,
+    created_at   TIMESTAMP NOT NULL,
+    updated_at   TIMESTAMP NOT NULL
+);
+
+-- One record per (merchant, mode, key): the primary key is what makes a checkout happen once.
+CREATE TABLE idempotency_keys (
+    merchant_id      TEXT NOT NULL REFERENCES merchants (id),
+    livemode         BOOLEAN NOT NULL,
+    idempotency_key  TEXT NOT NULL,
+    fingerprint      TEXT NOT NULL,
+    outcome          TEXT NOT NULL,
+    created_at       TIMESTAMP NOT NULL,
+    PRIMARY KEY (merchant_id, livemode, idempotency_key)
+);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
