@@ -499,8 +499,7 @@ mod tests {
     #[test]
     fn a_known_kid_with_another_key_fails_the_signature() {
         let (signer, keys, merchant, now) = setup();
-        let impostor =
-            ClaimSigner::from_private(signer.kid(), ClaimSigner::generate().private_key().expose());
+        let impostor = ClaimSigner::from_private(signer.kid(), ClaimSigner::generate().private_key().expose());
         let token = impostor.map(|i| i.sign(&payload(merchant, now))).unwrap_or_default();
         assert_eq!(keys.verify(&token, merchant, now), Err(ClaimError::BadSignature));
     }

@@ -1,8 +1,8 @@
 //! 401 and 403: the secret-key guard.
 
 use domain::merchant::Livemode;
-use domain::secret::ApiKeySecret;
 use domain::ports::MerchantStore;
+use domain::secret::ApiKeySecret;
 use persistence::MerchantRepository;
 
 use crate::helpers::{Backend, TestApp};

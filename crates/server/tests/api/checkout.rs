@@ -35,7 +35,8 @@ fn creating_a_checkout_returns_an_order_a_payment_and_a_page(backend: Backend) {
         "SELECT amount_total AS n FROM orders WHERE id = '{order_id}' AND status = 'pending' AND currency = 'usd'"
     ));
     assert_eq!(total, 2 * 2500 + 1500, "the price comes from the claim");
-    let payment = app.count(&format!("SELECT amount AS n FROM payments WHERE order_id = '{order_id}' AND status = 'pending'"));
+    let payment =
+        app.count(&format!("SELECT amount AS n FROM payments WHERE order_id = '{order_id}' AND status = 'pending'"));
     assert_eq!(payment, 6500);
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM checkout_sessions WHERE status = 'open' AND mode = 'hosted'"), 1);
 }

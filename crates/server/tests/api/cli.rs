@@ -47,8 +47,19 @@ fn the_operator_cli_sets_up_a_merchant_that_can_check_out(backend: Backend) {
     let claim = checkout_server(
         &db,
         &[
-            "claim", "issue", "--kid", kid, &private_key_arg, "--merchant", &merchant_id,
-            "--currency", "usd", "--item", "sku=TEE-1,name=Tee,quantity=2,unitAmount=2500", "--subject", "cus_1",
+            "claim",
+            "issue",
+            "--kid",
+            kid,
+            &private_key_arg,
+            "--merchant",
+            &merchant_id,
+            "--currency",
+            "usd",
+            "--item",
+            "sku=TEE-1,name=Tee,quantity=2,unitAmount=2500",
+            "--subject",
+            "cus_1",
         ],
     );
     assert!(claim.status.success(), "{}", String::from_utf8_lossy(&claim.stderr));

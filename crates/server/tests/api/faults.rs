@@ -1,6 +1,5 @@
 //! Faults: a failure inside the transaction, and a key held by a request that does not finish.
 
-
 use diesel::connection::SimpleConnection;
 use persistence::Database;
 

@@ -88,8 +88,16 @@ fn an_expired_order_frees_its_claim(backend: Backend) {
     assert_eq!(second.status, 200, "{}", second.text);
     assert_ne!(second.json()["orderId"], first["orderId"]);
     let first_id = first["orderId"].as_str().unwrap();
-    assert_eq!(app.count(&format!("SELECT COUNT(*) AS n FROM orders WHERE id = '{first_id}' AND status = 'expired'")), 1);
-    assert_eq!(app.count(&format!("SELECT COUNT(*) AS n FROM checkout_sessions WHERE order_id = '{first_id}' AND status = 'expired'")), 1);
+    assert_eq!(
+        app.count(&format!("SELECT COUNT(*) AS n FROM orders WHERE id = '{first_id}' AND status = 'expired'")),
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) AS n FROM checkout_sessions WHERE order_id = '{first_id}' AND status = 'expired'"
+        )),
+        1
+    );
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders WHERE status = 'pending'"), 1);
 }
 
