@@ -23,74 +23,6 @@ impl CheckoutRepository {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = idempotency_keys)]
-struct IdempotencyRow<'a> {
-    merchant_id: String,
-    livemode: bool,
-    idempotency_key: &'a str,
-    fingerprint: &'a str,
-    outcome: String,
-    created_at: NaiveDateTime,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = orders)]
-struct OrderRow<'a> {
-    id: String,
-    merchant_id: String,
-    livemode: bool,
-    claim_id: &'a str,
-    claim_issuer: &'a str,
-    consumer_id: &'a str,
-    experience_id: Option<&'a str>,
-    distribution_id: Option<&'a str>,
-    currency: &'a str,
-    amount_total: i64,
-    status: &'a str,
-    expires_at: NaiveDateTime,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = order_items)]
-struct ItemRow<'a> {
-    order_id: String,
-    position: i32,
-    sku: &'a str,
-    name: &'a str,
-    quantity: i64,
-    unit_amount: i64,
-    amount: i64,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = payments)]
-struct PaymentRow<'a> {
-    id: String,
-    order_id: String,
-    amount: i64,
-    currency: &'a str,
-    status: &'a str,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = checkout_sessions)]
-struct SessionRow<'a> {
-    order_id: String,
-    token_hash: &'a str,
-    mode: &'a str,
-    success_url: &'a str,
-    cancel_url: &'a str,
-    status: &'a str,
-    expires_at: NaiveDateTime,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
-
 fn encode_outcome(outcome: &StoredOutcome) -> Result<String, RepoError> {
     serde_json::to_string(outcome).map_err(|e| RepoError::Unexpected(Box::new(e)))
 }
@@ -132,14 +64,14 @@ macro_rules! redeem_in {
         let livemode = scope.livemode.is_live();
 
         let taken = diesel::insert_into(idempotency_keys::table)
-            .values(&IdempotencyRow {
-                merchant_id: merchant_id.clone(),
-                livemode,
-                idempotency_key: scope.key.as_str(),
-                fingerprint: c.fingerprint.as_str(),
-                outcome: encode_outcome(&c.outcome)?,
-                created_at: now,
-            })
+            .values((
+                idempotency_keys::merchant_id.eq(&merchant_id),
+                idempotency_keys::livemode.eq(livemode),
+                idempotency_keys::idempotency_key.eq(scope.key.as_str()),
+                idempotency_keys::fingerprint.eq(c.fingerprint.as_str()),
+                idempotency_keys::outcome.eq(encode_outcome(&c.outcome)?),
+                idempotency_keys::created_at.eq(now),
+            ))
             .on_conflict_do_nothing()
             .execute($conn)
             .map_err(|e| match RepoError::from(e) {
@@ -155,22 +87,22 @@ macro_rules! redeem_in {
         }
 
         let claim = &c.claim;
-        let order = OrderRow {
-            id: order_id.clone(),
-            merchant_id: merchant_id.clone(),
-            livemode,
-            claim_id: &claim.claim_id,
-            claim_issuer: &claim.issuer,
-            consumer_id: &claim.consumer_id,
-            experience_id: claim.experience_id.as_deref(),
-            distribution_id: claim.distribution_id.as_deref(),
-            currency: claim.currency.as_str(),
-            amount_total: claim.amount_total,
-            status: OrderStatus::Pending.as_str(),
-            expires_at: c.expires_at.naive_utc(),
-            created_at: now,
-            updated_at: now,
-        };
+        let order = (
+            orders::id.eq(&order_id),
+            orders::merchant_id.eq(&merchant_id),
+            orders::livemode.eq(livemode),
+            orders::claim_id.eq(&claim.claim_id),
+            orders::claim_issuer.eq(&claim.issuer),
+            orders::consumer_id.eq(&claim.consumer_id),
+            orders::experience_id.eq(claim.experience_id.as_deref()),
+            orders::distribution_id.eq(claim.distribution_id.as_deref()),
+            orders::currency.eq(claim.currency.as_str()),
+            orders::amount_total.eq(claim.amount_total),
+            orders::status.eq(OrderStatus::Pending.as_str()),
+            orders::expires_at.eq(c.expires_at.naive_utc()),
+            orders::created_at.eq(now),
+            orders::updated_at.eq(now),
+        );
         let mut inserted = false;
         for _ in 0..MAX_EXPIRY_ROUNDS {
             if diesel::insert_into(orders::table).values(&order).on_conflict_do_nothing().execute($conn)? == 1 {
@@ -218,44 +150,46 @@ macro_rules! redeem_in {
             return Err(Abort::Repo(RepoError::Unavailable("the claim's open order kept changing; retry".into())));
         }
 
-        let items: Vec<ItemRow> = claim
+        let items: Vec<_> = claim
             .items
             .iter()
             .enumerate()
-            .map(|(position, item)| ItemRow {
-                order_id: order_id.clone(),
-                position: i32::try_from(position).unwrap_or(i32::MAX),
-                sku: &item.sku,
-                name: &item.name,
-                quantity: item.quantity,
-                unit_amount: item.unit_amount,
-                amount: item.amount,
+            .map(|(position, item)| {
+                (
+                    order_items::order_id.eq(&order_id),
+                    order_items::position.eq(i32::try_from(position).unwrap_or(i32::MAX)),
+                    order_items::sku.eq(&item.sku),
+                    order_items::name.eq(&item.name),
+                    order_items::quantity.eq(item.quantity),
+                    order_items::unit_amount.eq(item.unit_amount),
+                    order_items::amount.eq(item.amount),
+                )
             })
             .collect();
         diesel::insert_into(order_items::table).values(&items).execute($conn)?;
         diesel::insert_into(payments::table)
-            .values(&PaymentRow {
-                id: c.payment_id.to_string(),
-                order_id: order_id.clone(),
-                amount: claim.amount_total,
-                currency: claim.currency.as_str(),
-                status: PaymentStatus::Pending.as_str(),
-                created_at: now,
-                updated_at: now,
-            })
+            .values((
+                payments::id.eq(c.payment_id.to_string()),
+                payments::order_id.eq(&order_id),
+                payments::amount.eq(claim.amount_total),
+                payments::currency.eq(claim.currency.as_str()),
+                payments::status.eq(PaymentStatus::Pending.as_str()),
+                payments::created_at.eq(now),
+                payments::updated_at.eq(now),
+            ))
             .execute($conn)?;
         diesel::insert_into(checkout_sessions::table)
-            .values(&SessionRow {
-                order_id,
-                token_hash: c.token_hash.as_str(),
-                mode: c.mode.as_str(),
-                success_url: &c.success_url,
-                cancel_url: &c.cancel_url,
-                status: SessionStatus::Open.as_str(),
-                expires_at: c.expires_at.naive_utc(),
-                created_at: now,
-                updated_at: now,
-            })
+            .values((
+                checkout_sessions::order_id.eq(&order_id),
+                checkout_sessions::token_hash.eq(c.token_hash.as_str()),
+                checkout_sessions::mode.eq(c.mode.as_str()),
+                checkout_sessions::success_url.eq(&c.success_url),
+                checkout_sessions::cancel_url.eq(&c.cancel_url),
+                checkout_sessions::status.eq(SessionStatus::Open.as_str()),
+                checkout_sessions::expires_at.eq(c.expires_at.naive_utc()),
+                checkout_sessions::created_at.eq(now),
+                checkout_sessions::updated_at.eq(now),
+            ))
             .execute($conn)?;
         Ok(Redemption::Created)
     }};

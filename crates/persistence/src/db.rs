@@ -131,14 +131,18 @@ impl Database {
             let pool = |size: u32| {
                 Pool::builder()
                     .max_size(size)
+                    .test_on_check_out(false)
                     .connection_timeout(options.lock_wait)
                     .connection_customizer(Box::new(SqliteSettings { busy_timeout_ms: wait }))
                     .build(ConnectionManager::<SqliteConnection>::new(path))
             };
             Ok(Database::Sqlite { writer: pool(1)?, readers: pool(options.pool_size)? })
         } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
+            // No `SELECT 1` before every use: that round trip would cost more than the queries it
+            // guards; a connection that breaks is discarded when it is returned.
             let pool = Pool::builder()
                 .max_size(options.pool_size)
+                .test_on_check_out(false)
                 .connection_timeout(options.lock_wait)
                 .connection_customizer(Box::new(PgSettings { lock_timeout_ms: wait }))
                 .build(ConnectionManager::<PgConnection>::new(&options.url))?;
