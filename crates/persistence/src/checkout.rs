@@ -150,12 +150,11 @@ macro_rules! redeem_in {
             return Err(Abort::Repo(RepoError::Unavailable("the claim's open order kept changing; retry".into())));
         }
 
-        let items: Vec<_> = claim
-            .items
-            .iter()
-            .enumerate()
-            .map(|(position, item)| {
-                (
+        // One prepared insert per line: a multi-row insert is never a cached statement in diesel,
+        // and claims carry few lines.
+        for (position, item) in claim.items.iter().enumerate() {
+            diesel::insert_into(order_items::table)
+                .values((
                     order_items::order_id.eq(&order_id),
                     order_items::position.eq(i32::try_from(position).unwrap_or(i32::MAX)),
                     order_items::sku.eq(&item.sku),
@@ -163,10 +162,9 @@ macro_rules! redeem_in {
                     order_items::quantity.eq(item.quantity),
                     order_items::unit_amount.eq(item.unit_amount),
                     order_items::amount.eq(item.amount),
-                )
-            })
-            .collect();
-        diesel::insert_into(order_items::table).values(&items).execute($conn)?;
+                ))
+                .execute($conn)?;
+        }
         diesel::insert_into(payments::table)
             .values((
                 payments::id.eq(c.payment_id.to_string()),
