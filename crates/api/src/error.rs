@@ -119,6 +119,7 @@ impl ApiError {
     /// Maps a checkout failure; a refused claim becomes an issue at `checkoutClaim` of `body`.
     pub fn from_checkout(error: CheckoutError, body: &Value) -> Self {
         match error {
+            CheckoutError::Auth(auth) => ApiError::Auth(auth),
             CheckoutError::InvalidClaim(claim) => ApiError::Validation(vec![Issue::invalid_claim(body, &claim)]),
             CheckoutError::KeyReused => ApiError::IdempotencyKeyReused,
             CheckoutError::KeyInProgress => ApiError::IdempotencyInProgress,

@@ -14,17 +14,16 @@ mod error;
 mod routes;
 mod validation;
 
-pub use auth::AuthenticatedMerchant;
+pub use auth::PresentedKey;
 pub use body::MAX_BODY_BYTES;
 pub use error::ApiError;
-pub use routes::checkout::REPLAYED_HEADER;
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// `POST /checkout`.
     pub checkout: CheckoutService,
-    /// Key lookups for the auth guard.
+    /// Key lookups for requests refused before the use case runs.
     pub merchants: Arc<dyn MerchantStore>,
     /// Production: return URLs must be `https`.
     pub require_https: bool,

@@ -11,10 +11,11 @@ use sha2::Sha256;
 use crate::claim::{ClaimError, ClaimKeys};
 use crate::idempotency::{decide, Decision, Fingerprint, IdempotencyKey, StoredOutcome};
 use crate::ids::{OrderId, PaymentId};
-use crate::merchant::Caller;
+use crate::merchant::{authorize, AuthError};
 use crate::order::Mode;
+use crate::ports::MerchantStore;
 use crate::ports::{CheckoutStore, Clock, IdempotencyScope, NewCheckout, Redemption, StoreError};
-use crate::secret::{base62, Secret, SecretHash};
+use crate::secret::{base62, ApiKeySecret, Secret, SecretHash};
 
 /// An absolute `http(s)` URL the consumer is sent back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +109,9 @@ pub enum Outcome {
 /// Failures that are not recorded: retrying may give another answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
+    /// The secret key may not act (401 or 403).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// The claim did not verify (400).
     #[error(transparent)]
     InvalidClaim(#[from] ClaimError),
@@ -161,6 +165,8 @@ impl CheckoutUrls {
 pub struct CheckoutSettings {
     /// How long a session lives at most (it never outlives its claim).
     pub session_ttl: Duration,
+    /// How long an idempotency key's outcome is replayed.
+    pub idempotency_ttl: Duration,
 }
 
 /// `POST /checkout`, as a use case over the ports.
@@ -195,19 +201,22 @@ impl CheckoutService {
         Self { store, clock, claim_keys: Arc::new(claim_keys), urls, settings }
     }
 
-    /// Creates a checkout for `caller`, or answers as the first request with the same key did.
-    pub fn create(&self, caller: &Caller, request: CheckoutRequest) -> Result<Answer, CheckoutError> {
+    /// Creates a checkout for the merchant of `key`, or answers as the first request with the same
+    /// idempotency key did. Authentication and the replay lookup are one read.
+    pub fn create(&self, key: &ApiKeySecret, request: CheckoutRequest) -> Result<Answer, CheckoutError> {
+        let now = self.clock.now();
+        let stale_before = now - self.settings.idempotency_ttl;
+        let found = self.store.lookup(&key.hash(), &request.idempotency_key, stale_before)?;
+        let caller = authorize(key, found.as_ref().map(|f| f.key.clone()))?;
         let fingerprint = Fingerprint::of(&request);
+        if let Some(record) = found.and_then(|f| f.record) {
+            return self.replay(decide(record, &fingerprint));
+        }
         let scope = IdempotencyScope {
             merchant_id: caller.merchant_id,
             livemode: caller.livemode,
             key: request.idempotency_key.clone(),
         };
-        if let Some(record) = self.store.find_idempotency_record(&scope)? {
-            return self.replay(decide(record, &fingerprint));
-        }
-
-        let now = self.clock.now();
         let claim = self.claim_keys.verify(&request.checkout_claim, caller.merchant_id, now)?;
         let expires_at = (now + self.settings.session_ttl)
             .min(claim.expires_at)
@@ -237,6 +246,7 @@ impl CheckoutService {
             cancel_url: request.cancel_url.as_str().to_owned(),
             expires_at,
             created_at: now,
+            stale_before,
         };
         match self.store.redeem(&checkout)? {
             Redemption::Created => Ok(self.answer(outcome, false)),
@@ -265,6 +275,13 @@ impl CheckoutService {
         };
         Answer { outcome, replayed }
     }
+}
+
+/// Checks a presented key on its own: for requests refused before the use case runs, which must
+/// still answer 401 or 403 ahead of any complaint about their body.
+pub fn authenticate(merchants: &dyn MerchantStore, key: &ApiKeySecret) -> Result<(), CheckoutError> {
+    authorize(key, merchants.find_api_key(&key.hash())?)?;
+    Ok(())
 }
 
 /// RFC 3339 UTC with milliseconds: `2026-11-25T10:30:00.000Z`.

@@ -76,6 +76,8 @@ pub struct NewCheckout {
     pub expires_at: DateTime<Utc>,
     /// Now.
     pub created_at: DateTime<Utc>,
+    /// Records under the key made at or before this are past retention and may be replaced.
+    pub stale_before: DateTime<Utc>,
 }
 
 /// What became of a redemption attempt.
@@ -91,14 +93,32 @@ pub enum Redemption {
     KeyInProgress,
 }
 
+/// What one read finds for a request: the presented secret key (with its merchant's status) and the
+/// record stored under the request's idempotency key in that key's merchant and mode.
+#[derive(Debug, Clone)]
+pub struct KeyLookup {
+    /// The key whose secret hashes to the presented one.
+    pub key: ApiKeyRecord,
+    /// The record under the idempotency key, if one was made since the retention cutoff.
+    pub record: Option<IdempotencyRecord>,
+}
+
 /// Orders, payments, sessions and idempotency records.
 pub trait CheckoutStore: Send + Sync {
-    /// The record stored under a key, if any (the replay fast path: one read).
-    fn find_idempotency_record(&self, scope: &IdempotencyScope) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// In one read: the key whose secret hashes to `hash` and the record stored under
+    /// `idempotency_key` for that key's merchant and mode, ignoring records made at or before
+    /// `stale_before`. This is the whole of a replay's storage work.
+    fn lookup(
+        &self,
+        hash: &SecretHash,
+        idempotency_key: &IdempotencyKey,
+        stale_before: DateTime<Utc>,
+    ) -> Result<Option<KeyLookup>, StoreError>;
 
-    /// In one transaction: takes the key (waiting briefly for a concurrent holder), then creates the
-    /// order unless its claim already backs an open, unexpired one; records the outcome either way.
-    /// A pending order past its expiry is marked expired on the way, which frees its claim.
+    /// In one transaction: takes the key (waiting briefly for a concurrent holder; a record made at or
+    /// before `checkout.stale_before` is replaced), then creates the order unless its claim already
+    /// backs an open, unexpired one; records the outcome either way. A pending order past its expiry
+    /// is marked expired on the way, which frees its claim.
     fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError>;
 }
 

@@ -1,14 +1,17 @@
 //! The checkout aggregate: orders with their items, payments, sessions and idempotency records.
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use domain::idempotency::IdempotencyKey;
 use domain::idempotency::{Fingerprint, IdempotencyRecord, StoredOutcome};
 use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
-use domain::ports::{CheckoutStore, IdempotencyScope, NewCheckout, Redemption, StoreError};
+use domain::ports::{CheckoutStore, KeyLookup, NewCheckout, Redemption, StoreError};
+use domain::secret::SecretHash;
 
 use crate::db::{with_conn, write_tx, Database};
 use crate::error::RepoError;
-use crate::schema::{checkout_sessions, idempotency_keys, order_items, orders, payments};
+use crate::merchant::{key_record, KeyRecordRow, KEY_RECORD_COLUMNS};
+use crate::schema::{api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payments};
 
 /// Implements [`CheckoutStore`] on either backend.
 #[derive(Debug, Clone)]
@@ -63,27 +66,41 @@ macro_rules! redeem_in {
         let now = c.created_at.naive_utc();
         let livemode = scope.livemode.is_live();
 
-        let taken = diesel::insert_into(idempotency_keys::table)
-            .values((
-                idempotency_keys::merchant_id.eq(&merchant_id),
-                idempotency_keys::livemode.eq(livemode),
-                idempotency_keys::idempotency_key.eq(scope.key.as_str()),
-                idempotency_keys::fingerprint.eq(c.fingerprint.as_str()),
-                idempotency_keys::outcome.eq(encode_outcome(&c.outcome)?),
-                idempotency_keys::created_at.eq(now),
-            ))
-            .on_conflict_do_nothing()
-            .execute($conn)
-            .map_err(|e| match RepoError::from(e) {
-                RepoError::LockTimeout => Abort::KeyBusy,
-                other => Abort::Repo(other),
-            })?;
-        if taken == 0 {
-            let stored = idempotency_keys::table
-                .find((&merchant_id, livemode, scope.key.as_str()))
-                .select((idempotency_keys::fingerprint, idempotency_keys::outcome))
-                .first::<(String, String)>($conn)?;
-            return Ok(Redemption::KeyTaken(decode_record(stored)?));
+        let key_row = idempotency_keys::table.find((&merchant_id, livemode, scope.key.as_str()));
+        let outcome = encode_outcome(&c.outcome)?;
+        let mut taken = false;
+        for _ in 0..2 {
+            taken = diesel::insert_into(idempotency_keys::table)
+                .values((
+                    idempotency_keys::merchant_id.eq(&merchant_id),
+                    idempotency_keys::livemode.eq(livemode),
+                    idempotency_keys::idempotency_key.eq(scope.key.as_str()),
+                    idempotency_keys::fingerprint.eq(c.fingerprint.as_str()),
+                    idempotency_keys::outcome.eq(&outcome),
+                    idempotency_keys::created_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute($conn)
+                .map_err(|e| match RepoError::from(e) {
+                    RepoError::LockTimeout => Abort::KeyBusy,
+                    other => Abort::Repo(other),
+                })?
+                == 1;
+            if taken {
+                break;
+            }
+            let (fingerprint, stored, created_at) = key_row
+                .select((idempotency_keys::fingerprint, idempotency_keys::outcome, idempotency_keys::created_at))
+                .first::<(String, String, NaiveDateTime)>($conn)?;
+            if created_at > c.stale_before.naive_utc() {
+                return Ok(Redemption::KeyTaken(decode_record((fingerprint, stored))?));
+            }
+            // Past retention: the key is free again.
+            diesel::delete(key_row.filter(idempotency_keys::created_at.le(c.stale_before.naive_utc())))
+                .execute($conn)?;
+        }
+        if !taken {
+            return Err(Abort::Repo(RepoError::Unavailable("the idempotency key kept changing; retry".into())));
         }
 
         let claim = &c.claim;
@@ -120,7 +137,7 @@ macro_rules! redeem_in {
                 .optional()?;
             match open {
                 Some((_, expires_at)) if expires_at > now => {
-                    diesel::update(idempotency_keys::table.find((&merchant_id, livemode, scope.key.as_str())))
+                    diesel::update(key_row)
                         .set(idempotency_keys::outcome.eq(encode_outcome(&StoredOutcome::ClaimAlreadyRedeemed)?))
                         .execute($conn)?;
                     return Ok(Redemption::ClaimAlreadyRedeemed);
@@ -194,14 +211,35 @@ macro_rules! redeem_in {
 }
 
 impl CheckoutStore for CheckoutRepository {
-    fn find_idempotency_record(&self, scope: &IdempotencyScope) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let found = with_conn!(&self.db, readers, |conn| idempotency_keys::table
-            .find((scope.merchant_id.to_string(), scope.livemode.is_live(), scope.key.as_str()))
-            .select((idempotency_keys::fingerprint, idempotency_keys::outcome))
-            .first::<(String, String)>(conn)
+    fn lookup(
+        &self,
+        hash: &SecretHash,
+        idempotency_key: &IdempotencyKey,
+        stale_before: DateTime<Utc>,
+    ) -> Result<Option<KeyLookup>, StoreError> {
+        let row = with_conn!(&self.db, readers, |conn| api_keys::table
+            .inner_join(merchants::table)
+            .left_join(
+                idempotency_keys::table.on(idempotency_keys::merchant_id
+                    .eq(api_keys::merchant_id)
+                    .and(idempotency_keys::livemode.eq(api_keys::livemode))
+                    .and(idempotency_keys::idempotency_key.eq(idempotency_key.as_str()))
+                    .and(idempotency_keys::created_at.gt(stale_before.naive_utc()))),
+            )
+            .filter(api_keys::secret_hash.eq(hash.as_str()))
+            .select((
+                KEY_RECORD_COLUMNS,
+                idempotency_keys::fingerprint.nullable(),
+                idempotency_keys::outcome.nullable()
+            ))
+            .first::<(KeyRecordRow, Option<String>, Option<String>)>(conn)
             .optional()
             .map_err(RepoError::from)?);
-        Ok(found.map(decode_record).transpose()?)
+        let Some((key, fingerprint, outcome)) = row else {
+            return Ok(None);
+        };
+        let record = fingerprint.zip(outcome).map(decode_record).transpose()?;
+        Ok(Some(KeyLookup { key: key_record(key)?, record }))
     }
 
     fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {

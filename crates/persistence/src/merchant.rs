@@ -28,6 +28,29 @@ fn parse<T: std::str::FromStr>(text: &str) -> Result<T, RepoError> {
     text.parse().map_err(|_| RepoError::Corrupt(format!("stored id {text:?}")))
 }
 
+/// What authentication reads of a key and its merchant.
+pub(crate) type KeyRecordRow = (String, String, bool, Option<NaiveDateTime>, String);
+
+pub(crate) const KEY_RECORD_COLUMNS: (
+    api_keys::id,
+    api_keys::merchant_id,
+    api_keys::livemode,
+    api_keys::revoked_at,
+    merchants::status,
+) = (api_keys::id, api_keys::merchant_id, api_keys::livemode, api_keys::revoked_at, merchants::status);
+
+pub(crate) fn key_record(
+    (id, merchant_id, livemode, revoked_at, status): KeyRecordRow,
+) -> Result<ApiKeyRecord, RepoError> {
+    Ok(ApiKeyRecord {
+        id: parse(&id)?,
+        merchant_id: parse(&merchant_id)?,
+        livemode: Livemode::from_live(livemode),
+        revoked_at: revoked_at.map(|t| t.and_utc()),
+        merchant_status: MerchantStatus::from_stored(&status),
+    })
+}
+
 type KeyRow = (String, String, bool, String, NaiveDateTime, Option<NaiveDateTime>);
 
 fn key_summary((id, merchant_id, livemode, hint, created_at, revoked_at): KeyRow) -> Result<ApiKeySummary, RepoError> {
@@ -66,16 +89,7 @@ impl MerchantStore for MerchantRepository {
             .first::<(String, String, bool, Option<NaiveDateTime>, String)>(conn)
             .optional()
             .map_err(RepoError::from)?);
-        let record = row.map(|(id, merchant_id, livemode, revoked_at, status)| -> Result<_, RepoError> {
-            Ok(ApiKeyRecord {
-                id: parse(&id)?,
-                merchant_id: parse(&merchant_id)?,
-                livemode: Livemode::from_live(livemode),
-                revoked_at: revoked_at.map(|t| t.and_utc()),
-                merchant_status: MerchantStatus::from_stored(&status),
-            })
-        });
-        Ok(record.transpose()?)
+        Ok(row.map(key_record).transpose()?)
     }
 
     fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {

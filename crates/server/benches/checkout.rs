@@ -50,7 +50,12 @@ impl Stats {
 }
 
 /// Runs `work(i)` for i in 0..n on `concurrency` threads; each thread sets itself up once.
-fn measure<S>(n: usize, concurrency: usize, setup: impl Fn() -> S + Sync, work: impl Fn(&mut S, usize) + Sync) -> Stats {
+fn measure<S>(
+    n: usize,
+    concurrency: usize,
+    setup: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize) + Sync,
+) -> Stats {
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
@@ -317,7 +322,8 @@ fn merchant_with_key(database: &Database) -> (String, String) {
 }
 
 fn open(url: &str) -> Database {
-    let db = Database::connect(&DbOptions { url: url.into(), pool_size: 2, lock_wait: Duration::from_secs(10) }).unwrap();
+    let db =
+        Database::connect(&DbOptions { url: url.into(), pool_size: 2, lock_wait: Duration::from_secs(10) }).unwrap();
     db.migrate().unwrap();
     db
 }
@@ -352,7 +358,10 @@ fn main() {
     let backends: String = env_or("BENCH_BACKENDS", "sqlite,postgres".to_owned());
     let dir = std::env::temp_dir().join(format!("checkout-bench-{}", &random_token().expose()[..10]));
     std::fs::create_dir_all(&dir).unwrap();
-    println!("{n} requests per run, {concurrency} concurrent clients, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "{n} requests per run, {concurrency} concurrent clients, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let signer = ClaimSigner::generate();
 
     if backends.contains("sqlite") {
@@ -374,7 +383,8 @@ fn main() {
         let admin = std::env::var("BENCH_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let mut conn = PgConnection::establish(&admin).expect("BENCH_DATABASE_URL must reach PostgreSQL");
-        let schemas = ["bench_raw", "bench_app"].map(|s| format!("{s}_{}", &random_token().expose()[..8].to_lowercase()));
+        let schemas =
+            ["bench_raw", "bench_app"].map(|s| format!("{s}_{}", &random_token().expose()[..8].to_lowercase()));
         for schema in &schemas {
             conn.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
         }

@@ -29,6 +29,8 @@ pub struct Config {
     pub claim_keys: ClaimKeys,
     /// `CHECKOUT_SESSION_TTL_SECONDS`
     pub session_ttl: Duration,
+    /// `CHECKOUT_IDEMPOTENCY_TTL_SECONDS`
+    pub idempotency_ttl: Duration,
     /// `CHECKOUT_TOKEN_SECRET`
     pub token_secret: Option<Secret>,
     /// `CHECKOUT_IDEMPOTENCY_WAIT_MS`
@@ -91,6 +93,10 @@ impl Config {
         if session_ttl == 0 {
             problems.push("CHECKOUT_SESSION_TTL_SECONDS must be at least 1".into());
         }
+        let idempotency_ttl: u64 = number(&get, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS", 86_400, &mut problems);
+        if idempotency_ttl == 0 {
+            problems.push("CHECKOUT_IDEMPOTENCY_TTL_SECONDS must be at least 1".into());
+        }
         let public_url = get("CHECKOUT_PUBLIC_URL").unwrap_or_else(|| "http://localhost:4805".into());
         let lower = public_url.to_ascii_lowercase();
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {
@@ -107,6 +113,7 @@ impl Config {
             public_url,
             claim_keys,
             session_ttl: Duration::from_secs(session_ttl),
+            idempotency_ttl: Duration::from_secs(idempotency_ttl),
             token_secret,
             idempotency_wait: Duration::from_millis(number(&get, "CHECKOUT_IDEMPOTENCY_WAIT_MS", 5000, &mut problems)),
             environment,

@@ -41,6 +41,10 @@ pub fn open_database(config: &Config) -> Result<Database, StartError> {
     Ok(database)
 }
 
+fn duration(value: std::time::Duration, setting: &str) -> Result<chrono::Duration, StartError> {
+    chrono::Duration::from_std(value).map_err(|_| StartError::Config(format!("{setting} is too large")))
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
@@ -78,8 +82,8 @@ impl Application {
             claim_keys,
             CheckoutUrls::new(&config.public_url, token_secret),
             CheckoutSettings {
-                session_ttl: chrono::Duration::from_std(config.session_ttl)
-                    .map_err(|_| StartError::Config("CHECKOUT_SESSION_TTL_SECONDS is too large".into()))?,
+                session_ttl: duration(config.session_ttl, "CHECKOUT_SESSION_TTL_SECONDS")?,
+                idempotency_ttl: duration(config.idempotency_ttl, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS")?,
             },
         );
         let state = AppState {

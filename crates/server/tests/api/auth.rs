@@ -56,8 +56,17 @@ fn a_publishable_key_is_403(backend: Backend) {
 
 fn auth_is_checked_before_the_body(backend: Backend) {
     let app = TestApp::spawn(backend);
-    let response = app.post_raw("/checkout", Some("sk_test_wrong"), "{not json");
-    assert_eq!(response.status, 401, "{}", response.text);
+    let unknown = ApiKeySecret::generate(Livemode::Test).secret().expose().to_owned();
+    let oversized = format!("{{\"pad\": \"{}\"}}", "x".repeat(api::MAX_BODY_BYTES));
+    for key in ["sk_test_wrong", unknown.as_str()] {
+        for body in ["{not json", "{}", oversized.as_str()] {
+            let response = app.post_raw("/checkout", Some(key), body);
+            assert_eq!(response.status, 401, "{key} with {:.20}: {}", body, response.text);
+        }
+    }
+    let merchant = app.new_merchant();
+    app.suspend(&merchant);
+    assert_eq!(app.post_raw("/checkout", Some(&merchant.key), "{}").status, 403);
 }
 
 fn a_live_key_makes_live_orders(backend: Backend) {

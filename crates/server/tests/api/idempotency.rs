@@ -111,7 +111,26 @@ fn a_cancelled_order_frees_its_claim(backend: Backend) {
     assert_eq!(app.checkout_rows()[0], 2);
 }
 
+fn a_key_past_retention_is_free_again(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let body = app.checkout_body(&merchant);
+    let first = app.post_checkout(&merchant.key, &body).json();
+    // A day passes: the record is past CHECKOUT_IDEMPOTENCY_TTL_SECONDS (86400 by default).
+    app.execute("UPDATE idempotency_keys SET created_at = '2000-01-01 00:00:00'");
+
+    let mut another = app.checkout_body(&merchant);
+    another["idempotencyKey"] = body["idempotencyKey"].clone();
+    let second = app.post_checkout(&merchant.key, &another);
+
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(second.header("idempotent-replayed"), None);
+    assert_ne!(second.json()["orderId"], first["orderId"]);
+    assert_eq!(app.checkout_rows(), [2, 4, 2, 2, 1]);
+}
+
 on_both_backends!(
+    a_key_past_retention_is_free_again,
     replaying_the_same_request_returns_the_first_response,
     the_same_key_with_another_request_is_refused,
     keys_are_scoped_to_the_merchant_and_mode,
