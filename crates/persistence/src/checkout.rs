@@ -8,7 +8,7 @@ use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
 use domain::ports::{CheckoutStore, KeyLookup, NewCheckout, Redemption, StoreError};
 use domain::secret::SecretHash;
 
-use crate::db::{with_conn, write_tx, Database};
+use crate::db::{with_conn, Database};
 use crate::error::RepoError;
 use crate::merchant::{key_record, KeyRecordRow, KEY_RECORD_COLUMNS};
 use crate::schema::{api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payments};
@@ -217,7 +217,7 @@ impl CheckoutStore for CheckoutRepository {
         idempotency_key: &IdempotencyKey,
         stale_before: DateTime<Utc>,
     ) -> Result<Option<KeyLookup>, StoreError> {
-        let row = with_conn!(&self.db, readers, |conn| api_keys::table
+        let row = with_conn!(&self.db, |conn| api_keys::table
             .inner_join(merchants::table)
             .left_join(
                 idempotency_keys::table.on(idempotency_keys::merchant_id
@@ -243,7 +243,16 @@ impl CheckoutStore for CheckoutRepository {
     }
 
     fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
-        let result: Result<Redemption, Abort> = (|| write_tx!(&self.db, |conn| redeem_in!(conn, checkout)))();
+        let result: Result<Redemption, Abort> = match &self.db {
+            Database::Postgres(pool) => {
+                pool.get().map_err(RepoError::from)?.transaction(|conn| redeem_in!(conn, checkout))
+            }
+            // `BEGIN IMMEDIATE`: the write lock is taken up front, never half-way through.
+            Database::Sqlite { writer, .. } => {
+                let checkout = checkout.clone();
+                writer.run(move |conn| Ok(conn.immediate_transaction(|conn| redeem_in!(conn, &checkout))))?
+            }
+        };
         match result {
             Ok(redemption) => Ok(redemption),
             Err(Abort::KeyBusy) => Ok(Redemption::KeyInProgress),

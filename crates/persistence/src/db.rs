@@ -1,13 +1,17 @@
-//! Connections: one r2d2 pool for PostgreSQL; for SQLite, a single-connection writer pool (SQLite
-//! has one writer at a time, and queueing in-process is fairer than spinning on its lock) beside a
-//! pool of readers (WAL lets them run alongside the writer).
+//! Connections: one r2d2 pool for PostgreSQL; for SQLite, a pool for reads and rare writes beside
+//! one checkout writer on a thread of its own. SQLite has one writer at a time: handing its lock
+//! from thread to thread leaves it idle while the next thread is scheduled, so checkout
+//! transactions queue for a thread that runs them back to back instead.
 
-use std::time::Duration;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::RepoError;
@@ -41,50 +45,87 @@ pub enum Database {
     Postgres(PgPool),
     /// SQLite: the embedded default.
     Sqlite {
-        /// Exactly one connection: all writes queue here.
-        writer: SqlitePool,
-        /// Reads run beside the writer.
-        readers: SqlitePool,
+        /// Reads, and the rare writes of administration.
+        pool: SqlitePool,
+        /// Checkout transactions.
+        writer: SqliteWriter,
     },
+}
+
+type Job = Box<dyn FnOnce(&mut SqliteConnection) + Send>;
+
+/// The SQLite connection that runs checkout transactions, one after another, on its own thread.
+#[derive(Clone, Debug)]
+pub struct SqliteWriter {
+    jobs: mpsc::SyncSender<Job>,
+    max_wait: Duration,
+}
+
+impl SqliteWriter {
+    const QUEUE: usize = 1024;
+
+    fn start(path: &str, settings: SqliteSettings, max_wait: Duration) -> Result<Self, RepoError> {
+        let mut conn = SqliteConnection::establish(path).map_err(|e| RepoError::Unavailable(e.to_string()))?;
+        settings.on_acquire(&mut conn).map_err(|e| RepoError::Unavailable(e.to_string()))?;
+        let (jobs, queue) = mpsc::sync_channel::<Job>(Self::QUEUE);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                for job in queue {
+                    if catch_unwind(AssertUnwindSafe(|| job(&mut conn))).is_err() {
+                        // The job's caller sees its reply dropped; the connection must not stay
+                        // inside a half-run transaction.
+                        let _ = conn.batch_execute("ROLLBACK");
+                    }
+                }
+            })
+            .map_err(|e| RepoError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
+        Ok(Self { jobs, max_wait })
+    }
+
+    /// Runs `work` on the writer's connection and waits for its result. Work that waited in the
+    /// queue longer than the configured wait is not started: the caller gets `Unavailable`.
+    pub fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut SqliteConnection) -> Result<T, RepoError> + Send + 'static,
+    ) -> Result<T, RepoError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let deadline = Instant::now() + self.max_wait;
+        let job: Job = Box::new(move |conn| {
+            let result = if Instant::now() > deadline {
+                Err(RepoError::Unavailable("the SQLite writer is overloaded".into()))
+            } else {
+                work(conn)
+            };
+            let _ = reply.send(result);
+        });
+        self.jobs.send(job).map_err(|_| RepoError::Unavailable("the SQLite writer has stopped".into()))?;
+        answer.recv().map_err(|_| RepoError::Unexpected("the SQLite writer abandoned a transaction".into()))?
+    }
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection of either backend. The body is compiled
 /// once per backend, so the same diesel query serves both.
 macro_rules! with_conn {
-    ($db:expr, $role:ident, |$conn:ident| $body:expr) => {
-        match $db {
-            $crate::db::Database::Postgres(pool) => {
-                let mut pooled = pool.get().map_err($crate::error::RepoError::from)?;
-                let $conn = &mut *pooled;
-                $body
-            }
-            $crate::db::Database::Sqlite { $role: pool, .. } => {
-                let mut pooled = pool.get().map_err($crate::error::RepoError::from)?;
-                let $conn = &mut *pooled;
-                $body
-            }
-        }
-    };
-}
-
-/// Runs `$body` in one write transaction: on SQLite `BEGIN IMMEDIATE` (the write lock is taken up
-/// front, so a transaction never fails half-way for want of it).
-macro_rules! write_tx {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
             $crate::db::Database::Postgres(pool) => {
-                pool.get().map_err($crate::error::RepoError::from)?.transaction(|$conn| $body)
+                let mut pooled = pool.get().map_err($crate::error::RepoError::from)?;
+                let $conn = &mut *pooled;
+                $body
             }
-            $crate::db::Database::Sqlite { writer, .. } => {
-                writer.get().map_err($crate::error::RepoError::from)?.immediate_transaction(|$conn| $body)
+            $crate::db::Database::Sqlite { pool, .. } => {
+                let mut pooled = pool.get().map_err($crate::error::RepoError::from)?;
+                let $conn = &mut *pooled;
+                $body
             }
         }
     };
 }
 
-pub(crate) use {with_conn, write_tx};
+pub(crate) use with_conn;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct SqliteSettings {
     busy_timeout_ms: u128,
 }
@@ -128,15 +169,14 @@ impl Database {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| RepoError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
             }
-            let pool = |size: u32| {
-                Pool::builder()
-                    .max_size(size)
-                    .test_on_check_out(false)
-                    .connection_timeout(options.lock_wait)
-                    .connection_customizer(Box::new(SqliteSettings { busy_timeout_ms: wait }))
-                    .build(ConnectionManager::<SqliteConnection>::new(path))
-            };
-            Ok(Database::Sqlite { writer: pool(1)?, readers: pool(options.pool_size)? })
+            let settings = SqliteSettings { busy_timeout_ms: wait };
+            let pool = Pool::builder()
+                .max_size(options.pool_size)
+                .test_on_check_out(false)
+                .connection_timeout(options.lock_wait)
+                .connection_customizer(Box::new(settings))
+                .build(ConnectionManager::<SqliteConnection>::new(path))?;
+            Ok(Database::Sqlite { pool, writer: SqliteWriter::start(path, settings, options.lock_wait)? })
         } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
             // No `SELECT 1` before every use: that round trip would cost more than the queries it
             // guards; a connection that breaks is discarded when it is returned.
@@ -164,7 +204,7 @@ impl Database {
                 conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
                 result
             }
-            Database::Sqlite { writer, .. } => writer
+            Database::Sqlite { pool, .. } => pool
                 .get()?
                 .run_pending_migrations(SQLITE_MIGRATIONS)
                 .map(|versions| versions.iter().map(ToString::to_string).collect()),
@@ -176,7 +216,7 @@ impl Database {
     pub fn is_migrated(&self) -> Result<bool, RepoError> {
         let pending = match self {
             Database::Postgres(pool) => pool.get()?.pending_migrations(POSTGRES_MIGRATIONS).map(|p| p.len()),
-            Database::Sqlite { readers, .. } => readers.get()?.pending_migrations(SQLITE_MIGRATIONS).map(|p| p.len()),
+            Database::Sqlite { pool, .. } => pool.get()?.pending_migrations(SQLITE_MIGRATIONS).map(|p| p.len()),
         };
         pending.map(|n| n == 0).map_err(|e| RepoError::Unexpected(e.to_string().into()))
     }

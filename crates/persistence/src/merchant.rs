@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::result::DatabaseErrorKind;
 use domain::ids::{ApiKeyId, MerchantId};
 use domain::merchant::{ApiKeyRecord, ApiKeySummary, Livemode, Merchant, MerchantStatus};
 use domain::ports::{MerchantStore, StoreError};
@@ -82,7 +83,7 @@ const KEY_COLUMNS: (
 
 impl MerchantStore for MerchantRepository {
     fn find_api_key(&self, hash: &SecretHash) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = with_conn!(&self.db, readers, |conn| api_keys::table
+        let row = with_conn!(&self.db, |conn| api_keys::table
             .inner_join(merchants::table)
             .filter(api_keys::secret_hash.eq(hash.as_str()))
             .select((api_keys::id, api_keys::merchant_id, api_keys::livemode, api_keys::revoked_at, merchants::status,))
@@ -93,7 +94,7 @@ impl MerchantStore for MerchantRepository {
     }
 
     fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {
-        with_conn!(&self.db, writer, |conn| diesel::insert_into(merchants::table)
+        with_conn!(&self.db, |conn| diesel::insert_into(merchants::table)
             .values((
                 merchants::id.eq(merchant.id.to_string()),
                 merchants::name.eq(&merchant.name),
@@ -106,7 +107,7 @@ impl MerchantStore for MerchantRepository {
     }
 
     fn set_merchant_status(&self, id: MerchantId, status: MerchantStatus) -> Result<Option<Merchant>, StoreError> {
-        let row = with_conn!(&self.db, writer, |conn| diesel::update(merchants::table.find(id.to_string()))
+        let row = with_conn!(&self.db, |conn| diesel::update(merchants::table.find(id.to_string()))
             .set(merchants::status.eq(status.as_str()))
             .returning((merchants::name, merchants::created_at))
             .get_result::<(String, NaiveDateTime)>(conn)
@@ -116,45 +117,42 @@ impl MerchantStore for MerchantRepository {
     }
 
     fn create_api_key(&self, key: &ApiKeySummary, hash: &SecretHash) -> Result<bool, StoreError> {
-        let inserted = with_conn!(&self.db, writer, |conn| conn.transaction(|conn| {
-            let exists = merchants::table.find(key.merchant_id.to_string()).count().get_result::<i64>(conn)?;
-            if exists == 0 {
-                return Ok::<_, RepoError>(false);
-            }
-            diesel::insert_into(api_keys::table)
-                .values((
-                    api_keys::id.eq(key.id.to_string()),
-                    api_keys::merchant_id.eq(key.merchant_id.to_string()),
-                    api_keys::livemode.eq(key.livemode.is_live()),
-                    api_keys::secret_hash.eq(hash.as_str()),
-                    api_keys::hint.eq(&key.hint),
-                    api_keys::created_at.eq(key.created_at.naive_utc()),
-                ))
-                .execute(conn)?;
-            Ok(true)
-        })?);
-        Ok(inserted)
+        let inserted = with_conn!(&self.db, |conn| diesel::insert_into(api_keys::table)
+            .values((
+                api_keys::id.eq(key.id.to_string()),
+                api_keys::merchant_id.eq(key.merchant_id.to_string()),
+                api_keys::livemode.eq(key.livemode.is_live()),
+                api_keys::secret_hash.eq(hash.as_str()),
+                api_keys::hint.eq(&key.hint),
+                api_keys::created_at.eq(key.created_at.naive_utc()),
+            ))
+            .execute(conn));
+        match inserted {
+            Ok(_) => Ok(true),
+            // The foreign key says there is no such merchant.
+            Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => Ok(false),
+            Err(e) => Err(RepoError::from(e).into()),
+        }
     }
 
     fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<Option<ApiKeySummary>, StoreError> {
-        let row = with_conn!(&self.db, writer, |conn| conn.transaction(|conn| {
+        // Revoking twice keeps the first time: only a key not yet revoked is updated.
+        let row = with_conn!(&self.db, |conn| {
             diesel::update(api_keys::table.find(id.to_string()).filter(api_keys::revoked_at.is_null()))
                 .set(api_keys::revoked_at.eq(at.naive_utc()))
-                .execute(conn)?;
+                .execute(conn)
+                .map_err(RepoError::from)?;
             api_keys::table
                 .find(id.to_string())
                 .select(KEY_COLUMNS)
                 .first::<KeyRow>(conn)
                 .optional()
-                .map_err(RepoError::from)
-        })?);
+                .map_err(RepoError::from)?
+        });
         Ok(row.map(key_summary).transpose()?)
     }
 
     fn count_merchants(&self) -> Result<i64, StoreError> {
-        Ok(with_conn!(&self.db, readers, |conn| merchants::table
-            .count()
-            .get_result::<i64>(conn)
-            .map_err(RepoError::from)?))
+        Ok(with_conn!(&self.db, |conn| merchants::table.count().get_result::<i64>(conn).map_err(RepoError::from)?))
     }
 }

@@ -62,8 +62,8 @@ fn a_request_stuck_behind_a_held_lock_fails_fast_and_stores_nothing(backend: Bac
             response
         }
         // Another process holds SQLite's write lock.
-        Database::Sqlite { readers, .. } => {
-            let mut holder = readers.get().unwrap();
+        Database::Sqlite { pool, .. } => {
+            let mut holder = pool.get().unwrap();
             holder.batch_execute("BEGIN IMMEDIATE").unwrap();
             let response = app.post_checkout(&merchant.key, &body);
             holder.batch_execute("ROLLBACK").unwrap();

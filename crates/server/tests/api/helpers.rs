@@ -116,8 +116,8 @@ macro_rules! on_conn {
                 let $conn = &mut *pool.get().expect("pg connection");
                 $body
             }
-            Database::Sqlite { writer, .. } => {
-                let $conn = &mut *writer.get().expect("sqlite connection");
+            Database::Sqlite { pool, .. } => {
+                let $conn = &mut *pool.get().expect("sqlite connection");
                 $body
             }
         }
