@@ -11,6 +11,7 @@ use domain::secret::SecretHash;
 use crate::db::{with_conn, Database};
 use crate::error::RepoError;
 use crate::merchant::{key_record, KeyRecordRow, KEY_RECORD_COLUMNS};
+use crate::postgres::CreateCheckout;
 use crate::schema::{api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payments};
 
 /// Implements [`CheckoutStore`] on either backend.
@@ -54,60 +55,85 @@ impl From<RepoError> for Abort {
     }
 }
 
-/// Tries to insert the order; a pending order of the same claim makes it a no-op (0 rows).
-const MAX_EXPIRY_ROUNDS: usize = 3;
+/// The columns of a checkout's rows, bound once per request.
+struct Row<'a> {
+    c: &'a NewCheckout,
+    merchant_id: String,
+    order_id: String,
+    livemode: bool,
+    now: NaiveDateTime,
+}
 
-macro_rules! redeem_in {
-    ($conn:ident, $c:expr) => {{
-        let c: &NewCheckout = $c;
-        let scope = &c.scope;
-        let merchant_id = scope.merchant_id.to_string();
-        let order_id = c.order_id.to_string();
-        let now = c.created_at.naive_utc();
-        let livemode = scope.livemode.is_live();
+impl<'a> Row<'a> {
+    fn of(c: &'a NewCheckout) -> Self {
+        Self {
+            c,
+            merchant_id: c.scope.merchant_id.to_string(),
+            order_id: c.order_id.to_string(),
+            livemode: c.scope.livemode.is_live(),
+            now: c.created_at.naive_utc(),
+        }
+    }
+}
 
-        let key_row = idempotency_keys::table.find((&merchant_id, livemode, scope.key.as_str()));
-        let outcome = encode_outcome(&c.outcome)?;
-        let mut taken = false;
+/// Maps a lock wait that ran out while taking the idempotency key to "in progress".
+fn key_busy(error: diesel::result::Error) -> Abort {
+    match RepoError::from(error) {
+        RepoError::LockTimeout => Abort::KeyBusy,
+        other => Abort::Repo(other),
+    }
+}
+
+/// Takes the idempotency key for this request: `None` when it is ours now, or the live record of
+/// the request that holds it. A record past retention is replaced.
+macro_rules! take_key {
+    ($conn:ident, $row:expr, $outcome:expr) => {{
+        let r: &Row = $row;
+        let key_row = idempotency_keys::table.find((&r.merchant_id, r.livemode, r.c.scope.key.as_str()));
+        let stale_before = r.c.stale_before.naive_utc();
+        let mut found = Err(Abort::Repo(RepoError::Unavailable("the idempotency key kept changing; retry".into())));
         for _ in 0..2 {
-            taken = diesel::insert_into(idempotency_keys::table)
+            let taken = diesel::insert_into(idempotency_keys::table)
                 .values((
-                    idempotency_keys::merchant_id.eq(&merchant_id),
-                    idempotency_keys::livemode.eq(livemode),
-                    idempotency_keys::idempotency_key.eq(scope.key.as_str()),
-                    idempotency_keys::fingerprint.eq(c.fingerprint.as_str()),
-                    idempotency_keys::outcome.eq(&outcome),
-                    idempotency_keys::created_at.eq(now),
+                    idempotency_keys::merchant_id.eq(&r.merchant_id),
+                    idempotency_keys::livemode.eq(r.livemode),
+                    idempotency_keys::idempotency_key.eq(r.c.scope.key.as_str()),
+                    idempotency_keys::fingerprint.eq(r.c.fingerprint.as_str()),
+                    idempotency_keys::outcome.eq($outcome),
+                    idempotency_keys::created_at.eq(r.now),
                 ))
                 .on_conflict_do_nothing()
                 .execute($conn)
-                .map_err(|e| match RepoError::from(e) {
-                    RepoError::LockTimeout => Abort::KeyBusy,
-                    other => Abort::Repo(other),
-                })?
-                == 1;
-            if taken {
+                .map_err(key_busy)?;
+            if taken == 1 {
+                found = Ok(None);
                 break;
             }
             let (fingerprint, stored, created_at) = key_row
                 .select((idempotency_keys::fingerprint, idempotency_keys::outcome, idempotency_keys::created_at))
                 .first::<(String, String, NaiveDateTime)>($conn)?;
-            if created_at > c.stale_before.naive_utc() {
-                return Ok(Redemption::KeyTaken(decode_record((fingerprint, stored))?));
+            if created_at > stale_before {
+                found = Ok(Some(decode_record((fingerprint, stored))?));
+                break;
             }
             // Past retention: the key is free again.
-            diesel::delete(key_row.filter(idempotency_keys::created_at.le(c.stale_before.naive_utc())))
-                .execute($conn)?;
+            diesel::delete(key_row.filter(idempotency_keys::created_at.le(stale_before))).execute($conn)?;
         }
-        if !taken {
-            return Err(Abort::Repo(RepoError::Unavailable("the idempotency key kept changing; retry".into())));
-        }
+        found
+    }};
+}
 
-        let claim = &c.claim;
+/// With the key taken: creates the order, its lines, payment and session, unless the claim backs an
+/// open order that has not run out (then records that outcome under the key instead). A pending
+/// order past its expiry is marked expired, which frees the claim.
+macro_rules! create_order {
+    ($conn:ident, $row:expr) => {{
+        let r: &Row = $row;
+        let (c, claim) = (r.c, &r.c.claim);
         let order = (
-            orders::id.eq(&order_id),
-            orders::merchant_id.eq(&merchant_id),
-            orders::livemode.eq(livemode),
+            orders::id.eq(&r.order_id),
+            orders::merchant_id.eq(&r.merchant_id),
+            orders::livemode.eq(r.livemode),
             orders::claim_id.eq(&claim.claim_id),
             orders::claim_issuer.eq(&claim.issuer),
             orders::consumer_id.eq(&claim.consumer_id),
@@ -117,36 +143,39 @@ macro_rules! redeem_in {
             orders::amount_total.eq(claim.amount_total),
             orders::status.eq(OrderStatus::Pending.as_str()),
             orders::expires_at.eq(c.expires_at.naive_utc()),
-            orders::created_at.eq(now),
-            orders::updated_at.eq(now),
+            orders::created_at.eq(r.now),
+            orders::updated_at.eq(r.now),
         );
-        let mut inserted = false;
+        let mut outcome =
+            Err(Abort::Repo(RepoError::Unavailable("the claim's open order kept changing; retry".into())));
         for _ in 0..MAX_EXPIRY_ROUNDS {
+            // A pending order of the same claim makes this a no-op (the partial unique index).
             if diesel::insert_into(orders::table).values(&order).on_conflict_do_nothing().execute($conn)? == 1 {
-                inserted = true;
+                insert_lines!($conn, r);
+                outcome = Ok(Redemption::Created);
                 break;
             }
-            // The claim backs an open order: refuse, unless that order has run out.
             let open = orders::table
-                .filter(orders::merchant_id.eq(&merchant_id))
-                .filter(orders::livemode.eq(livemode))
+                .filter(orders::merchant_id.eq(&r.merchant_id))
+                .filter(orders::livemode.eq(r.livemode))
                 .filter(orders::claim_id.eq(&claim.claim_id))
                 .filter(orders::status.eq(OrderStatus::Pending.as_str()))
                 .select((orders::id, orders::expires_at))
                 .first::<(String, NaiveDateTime)>($conn)
                 .optional()?;
             match open {
-                Some((_, expires_at)) if expires_at > now => {
-                    diesel::update(key_row)
+                Some((_, expires_at)) if expires_at > r.now => {
+                    diesel::update(idempotency_keys::table.find((&r.merchant_id, r.livemode, c.scope.key.as_str())))
                         .set(idempotency_keys::outcome.eq(encode_outcome(&StoredOutcome::ClaimAlreadyRedeemed)?))
                         .execute($conn)?;
-                    return Ok(Redemption::ClaimAlreadyRedeemed);
+                    outcome = Ok(Redemption::ClaimAlreadyRedeemed);
+                    break;
                 }
                 Some((stale_id, _)) => {
                     diesel::update(
                         orders::table.find(&stale_id).filter(orders::status.eq(OrderStatus::Pending.as_str())),
                     )
-                    .set((orders::status.eq(OrderStatus::Expired.as_str()), orders::updated_at.eq(now)))
+                    .set((orders::status.eq(OrderStatus::Expired.as_str()), orders::updated_at.eq(r.now)))
                     .execute($conn)?;
                     diesel::update(
                         checkout_sessions::table
@@ -155,7 +184,7 @@ macro_rules! redeem_in {
                     )
                     .set((
                         checkout_sessions::status.eq(SessionStatus::Expired.as_str()),
-                        checkout_sessions::updated_at.eq(now),
+                        checkout_sessions::updated_at.eq(r.now),
                     ))
                     .execute($conn)?;
                 }
@@ -163,16 +192,21 @@ macro_rules! redeem_in {
                 None => {}
             }
         }
-        if !inserted {
-            return Err(Abort::Repo(RepoError::Unavailable("the claim's open order kept changing; retry".into())));
-        }
+        outcome
+    }};
+}
 
+/// The order's lines, its pending payment and its open session.
+macro_rules! insert_lines {
+    ($conn:ident, $row:expr) => {{
+        let r: &Row = $row;
+        let (c, claim) = (r.c, &r.c.claim);
         // One prepared insert per line: a multi-row insert is never a cached statement in diesel,
         // and claims carry few lines.
         for (position, item) in claim.items.iter().enumerate() {
             diesel::insert_into(order_items::table)
                 .values((
-                    order_items::order_id.eq(&order_id),
+                    order_items::order_id.eq(&r.order_id),
                     order_items::position.eq(i32::try_from(position).unwrap_or(i32::MAX)),
                     order_items::sku.eq(&item.sku),
                     order_items::name.eq(&item.name),
@@ -185,30 +219,42 @@ macro_rules! redeem_in {
         diesel::insert_into(payments::table)
             .values((
                 payments::id.eq(c.payment_id.to_string()),
-                payments::order_id.eq(&order_id),
+                payments::order_id.eq(&r.order_id),
                 payments::amount.eq(claim.amount_total),
                 payments::currency.eq(claim.currency.as_str()),
                 payments::status.eq(PaymentStatus::Pending.as_str()),
-                payments::created_at.eq(now),
-                payments::updated_at.eq(now),
+                payments::created_at.eq(r.now),
+                payments::updated_at.eq(r.now),
             ))
             .execute($conn)?;
         diesel::insert_into(checkout_sessions::table)
             .values((
-                checkout_sessions::order_id.eq(&order_id),
+                checkout_sessions::order_id.eq(&r.order_id),
                 checkout_sessions::token_hash.eq(c.token_hash.as_str()),
                 checkout_sessions::mode.eq(c.mode.as_str()),
                 checkout_sessions::success_url.eq(&c.success_url),
                 checkout_sessions::cancel_url.eq(&c.cancel_url),
                 checkout_sessions::status.eq(SessionStatus::Open.as_str()),
                 checkout_sessions::expires_at.eq(c.expires_at.naive_utc()),
-                checkout_sessions::created_at.eq(now),
-                checkout_sessions::updated_at.eq(now),
+                checkout_sessions::created_at.eq(r.now),
+                checkout_sessions::updated_at.eq(r.now),
             ))
             .execute($conn)?;
-        Ok(Redemption::Created)
     }};
 }
+
+/// The whole redemption, step by step: take the key, then create the order.
+macro_rules! redeem_in {
+    ($conn:ident, $row:expr, $outcome:expr) => {{
+        let r: &Row = $row;
+        match take_key!($conn, r, $outcome)? {
+            Some(record) => Ok(Redemption::KeyTaken(record)),
+            None => create_order!($conn, r),
+        }
+    }};
+}
+
+const MAX_EXPIRY_ROUNDS: usize = 3;
 
 impl CheckoutStore for CheckoutRepository {
     fn lookup(
@@ -243,14 +289,25 @@ impl CheckoutStore for CheckoutRepository {
     }
 
     fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
+        let outcome = encode_outcome(&checkout.outcome)?;
         let result: Result<Redemption, Abort> = match &self.db {
-            Database::Postgres(pool) => {
-                pool.get().map_err(RepoError::from)?.transaction(|conn| redeem_in!(conn, checkout))
-            }
+            Database::Postgres(pool) => pool.get().map_err(RepoError::from)?.transaction(|conn| {
+                let row = Row::of(checkout);
+                // The common case in one statement; the rare ones step by step.
+                let (took_key, created) =
+                    CreateCheckout::new(checkout, &outcome).get_result::<(bool, bool)>(conn).map_err(key_busy)?;
+                match (took_key, created) {
+                    (true, true) => Ok(Redemption::Created),
+                    (true, false) => create_order!(conn, &row),
+                    (false, _) => redeem_in!(conn, &row, &outcome),
+                }
+            }),
             // `BEGIN IMMEDIATE`: the write lock is taken up front, never half-way through.
             Database::Sqlite { writer, .. } => {
                 let checkout = checkout.clone();
-                writer.run(move |conn| Ok(conn.immediate_transaction(|conn| redeem_in!(conn, &checkout))))?
+                writer.run(move |conn| {
+                    Ok(conn.immediate_transaction(|conn| redeem_in!(conn, &Row::of(&checkout), &outcome)))
+                })?
             }
         };
         match result {

@@ -7,6 +7,7 @@ mod checkout;
 mod db;
 mod error;
 mod merchant;
+mod postgres;
 mod schema;
 
 pub use checkout::CheckoutRepository;

@@ -4,8 +4,9 @@
 //! loop on SQLite, `pgbench -M prepared` on PostgreSQL) at the same concurrency; then creates and
 //! replays go through the real server over loopback HTTP. Run it with `scripts/bench`.
 //!
-//! Settings: `BENCH_REQUESTS` (default 2000), `BENCH_CONCURRENCY` (16), `BENCH_BACKENDS`
-//! (`sqlite,postgres`), `BENCH_DATABASE_URL` (a PostgreSQL database to make schemas in).
+//! Settings: `BENCH_REQUESTS` (default 3000), `BENCH_CONCURRENCY` (16), `BENCH_ROUNDS` (3),
+//! `BENCH_BACKENDS` (`sqlite,postgres`), `BENCH_DATABASE_URL` (a PostgreSQL database to make
+//! schemas in), `BENCH_PGBENCH_MODE` (`prepared`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -264,7 +265,7 @@ fn start_server(database_url: &str, signer: &ClaimSigner, dir: &std::path::Path)
     Server { address: format!("http://127.0.0.1:{port}/checkout"), handle, thread: Some(thread) }
 }
 
-fn bodies(signer: &ClaimSigner, merchant: &str, n: usize) -> Vec<String> {
+fn bodies(signer: &ClaimSigner, merchant: &str, n: usize, round: usize) -> Vec<String> {
     let now = Utc::now().timestamp();
     (0..n)
         .map(|i| {
@@ -272,7 +273,7 @@ fn bodies(signer: &ClaimSigner, merchant: &str, n: usize) -> Vec<String> {
                 iss: "admission".into(),
                 aud: Audience::One(AUDIENCE.into()),
                 sub: "cus_bench".into(),
-                jti: format!("clm_bench_{i}"),
+                jti: format!("clm_bench_{round}_{i}"),
                 iat: now,
                 exp: now + 3600,
                 nbf: None,
@@ -290,7 +291,7 @@ fn bodies(signer: &ClaimSigner, merchant: &str, n: usize) -> Vec<String> {
                 "mode": "hosted",
                 "successUrl": "https://shop.example/success",
                 "cancelUrl": "https://shop.example/cancel",
-                "idempotencyKey": format!("bench-{i}"),
+                "idempotencyKey": format!("bench-{round}-{i}"),
             })
             .to_string()
         })
@@ -351,32 +352,74 @@ fn report(backend: &str, raw: Option<Stats>, creates: Stats, replays: Stats) -> 
     })
 }
 
+/// The median of each figure over rounds.
+fn median(mut runs: Vec<Stats>) -> Stats {
+    let mid = runs.len() / 2;
+    let pick = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[mid]
+    };
+    let mut rates: Vec<f64> = runs.iter().map(|r| r.rate).collect();
+    let mut p50s: Vec<f64> = runs.iter().map(|r| r.p50.as_secs_f64()).collect();
+    let mut p99s: Vec<f64> = runs.iter().map(|r| r.p99.as_secs_f64()).collect();
+    runs.clear();
+    Stats {
+        rate: pick(&mut rates),
+        p50: Duration::from_secs_f64(pick(&mut p50s)),
+        p99: Duration::from_secs_f64(pick(&mut p99s)),
+    }
+}
+
+/// Alternates raw and HTTP rounds, so that a noisy moment on the machine hits both alike, and
+/// reports medians; replays re-send the last round's requests.
+fn compare(
+    backend: &str,
+    rounds: usize,
+    mut raw: impl FnMut() -> Option<Stats>,
+    mut creates: impl FnMut(usize) -> (Stats, Vec<String>),
+    replays: impl FnOnce(&[String]) -> Stats,
+) -> Value {
+    let (mut raw_runs, mut create_runs, mut last) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        raw_runs.extend(raw());
+        let (stats, bodies) = creates(round);
+        create_runs.push(stats);
+        last = bodies;
+    }
+    let raw = (!raw_runs.is_empty()).then(|| median(raw_runs));
+    report(backend, raw, median(create_runs), replays(&last))
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken from the command line.
-    let n: usize = env_or("BENCH_REQUESTS", 2000);
+    let n: usize = env_or("BENCH_REQUESTS", 3000);
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 16);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let backends: String = env_or("BENCH_BACKENDS", "sqlite,postgres".to_owned());
     let dir = std::env::temp_dir().join(format!("checkout-bench-{}", &random_token().expose()[..10]));
     std::fs::create_dir_all(&dir).unwrap();
-    println!(
-        "{n} requests per run, {concurrency} concurrent clients, {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("{n} requests per run, {concurrency} concurrent clients, median of {rounds} rounds, {cores} cores");
     let signer = ClaimSigner::generate();
 
     if backends.contains("sqlite") {
         let raw_path = dir.join("raw.db").display().to_string();
         let raw_db = open(&format!("sqlite://{raw_path}"));
         let (raw_merchant, _) = merchant_with_key(&raw_db);
-        let raw = sqlite_raw(&raw_path, &raw_merchant, n);
-
         let url = format!("sqlite://{}", dir.join("app.db").display());
         let (merchant, key) = merchant_with_key(&open(&url));
         let server = start_server(&url, &signer, &dir);
-        let requests = bodies(&signer, &merchant, n);
-        let creates = http_load(&server, &key, &requests, concurrency, false);
-        let replays = http_load(&server, &key, &requests, concurrency, true);
-        println!("RESULT {}", report("sqlite", Some(raw), creates, replays));
+        let result = compare(
+            "sqlite",
+            rounds,
+            || Some(sqlite_raw(&raw_path, &raw_merchant, n)),
+            |round| {
+                let requests = bodies(&signer, &merchant, n, round);
+                (http_load(&server, &key, &requests, concurrency, false), requests)
+            },
+            |requests| http_load(&server, &key, requests, concurrency, true),
+        );
+        println!("RESULT {result}");
     }
 
     if backends.contains("postgres") {
@@ -393,16 +436,21 @@ fn main() {
             format!("{admin}{sep}options=-csearch_path%3D{schema}")
         };
         let (raw_merchant, _) = merchant_with_key(&open(&url_for(&schemas[0])));
-        let raw = postgres_raw(&admin, &schemas[0], &raw_merchant, n, concurrency);
-
         let url = url_for(&schemas[1]);
         let (merchant, key) = merchant_with_key(&open(&url));
         let server = start_server(&url, &signer, &dir);
-        let requests = bodies(&signer, &merchant, n);
-        let creates = http_load(&server, &key, &requests, concurrency, false);
-        let replays = http_load(&server, &key, &requests, concurrency, true);
+        let result = compare(
+            "postgres",
+            rounds,
+            || postgres_raw(&admin, &schemas[0], &raw_merchant, n, concurrency),
+            |round| {
+                let requests = bodies(&signer, &merchant, n, round);
+                (http_load(&server, &key, &requests, concurrency, false), requests)
+            },
+            |requests| http_load(&server, &key, requests, concurrency, true),
+        );
         drop(server);
-        println!("RESULT {}", report("postgres", raw, creates, replays));
+        println!("RESULT {result}");
         for schema in &schemas {
             conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
         }
