@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::result::DatabaseErrorKind;
 use domain::idempotency::IdempotencyKey;
 use domain::idempotency::{Fingerprint, IdempotencyRecord, StoredOutcome};
 use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
@@ -291,17 +292,18 @@ impl CheckoutStore for CheckoutRepository {
     fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
         let outcome = encode_outcome(&checkout.outcome)?;
         let result: Result<Redemption, Abort> = match &self.db {
-            Database::Postgres(pool) => pool.get().map_err(RepoError::from)?.transaction(|conn| {
-                let row = Row::of(checkout);
-                // The common case in one statement; the rare ones step by step.
-                let (took_key, created) =
-                    CreateCheckout::new(checkout, &outcome).get_result::<(bool, bool)>(conn).map_err(key_busy)?;
-                match (took_key, created) {
-                    (true, true) => Ok(Redemption::Created),
-                    (true, false) => create_order!(conn, &row),
-                    (false, _) => redeem_in!(conn, &row, &outcome),
+            Database::Postgres(pool) => {
+                let mut conn = pool.get().map_err(RepoError::from)?;
+                // The common case is one statement, its own transaction; anything else (a taken
+                // key, a claim with an open order) goes step by step in a transaction.
+                match CreateCheckout::new(checkout, &outcome).get_result::<bool>(&mut conn) {
+                    Ok(true) => Ok(Redemption::Created),
+                    Ok(false) | Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                        conn.transaction(|conn| redeem_in!(conn, &Row::of(checkout), &outcome))
+                    }
+                    Err(error) => Err(key_busy(error)),
                 }
-            }),
+            }
             // `BEGIN IMMEDIATE`: the write lock is taken up front, never half-way through.
             Database::Sqlite { writer, .. } => {
                 let checkout = checkout.clone();

@@ -1,10 +1,11 @@
-//! PostgreSQL's fast path for a checkout: the idempotency record, the order, its lines, payment and
-//! session in one statement (data-modifying CTEs), prepared once per connection. Round trips, not
-//! rows, are what a create costs on PostgreSQL; this makes the common case one instead of six.
+//! PostgreSQL's fast path for a checkout: the order, its lines, payment, session and idempotency
+//! record in one statement (data-modifying CTEs), prepared once per connection and committed as its
+//! own transaction. Round trips, not rows, are what a create costs on PostgreSQL; this makes the
+//! common case one instead of eight.
 //!
-//! Each insert after the first runs only if the one before it inserted: a taken key or a claim
-//! with an open order leaves everything else untouched, and the caller continues step by step
-//! inside the same transaction.
+//! The statement is all or nothing: if the claim backs an open order nothing is inserted (it
+//! answers `false`), and if the idempotency key is taken its plain insert fails with a unique
+//! violation, which undoes the rest. Either way the caller goes on step by step in a transaction.
 
 use chrono::NaiveDateTime;
 use diesel::pg::{Pg, PgConnection};
@@ -14,7 +15,7 @@ use diesel::{QueryResult, RunQueryDsl};
 use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
 use domain::ports::NewCheckout;
 
-/// `SELECT took_key, created` after trying every insert of a checkout.
+/// Inserts a whole checkout; answers whether the order was created.
 pub(crate) struct CreateCheckout<'a> {
     c: &'a NewCheckout,
     outcome: &'a str,
@@ -63,7 +64,7 @@ impl QueryId for CreateCheckout<'_> {
 }
 
 impl Query for CreateCheckout<'_> {
-    type SqlType = (Bool, Bool);
+    type SqlType = Bool;
 }
 
 impl RunQueryDsl<PgConnection> for CreateCheckout<'_> {}
@@ -104,14 +105,13 @@ impl QueryFragment<Pg> for CreateCheckout<'_> {
         out.push_bind_param::<Text, _>(SessionStatus::Open.as_str())?;
         out.push_sql(
             " AS session_status), \
-             took AS (INSERT INTO idempotency_keys (merchant_id, livemode, idempotency_key, fingerprint, outcome, \
-             created_at) SELECT merchant_id, livemode, idempotency_key, fingerprint, outcome, now FROM p \
-             ON CONFLICT DO NOTHING RETURNING 1), \
              ord AS (INSERT INTO orders (id, merchant_id, livemode, claim_id, claim_issuer, consumer_id, \
              experience_id, distribution_id, currency, amount_total, status, expires_at, created_at, updated_at) \
              SELECT order_id, merchant_id, livemode, claim_id, claim_issuer, consumer_id, experience_id, \
              distribution_id, currency, amount_total, order_status, expires_at, now, now FROM p \
-             WHERE EXISTS (SELECT 1 FROM took) ON CONFLICT DO NOTHING RETURNING id), \
+             ON CONFLICT DO NOTHING RETURNING id), \
+             idem AS (INSERT INTO idempotency_keys (merchant_id, livemode, idempotency_key, fingerprint, outcome, \
+             created_at) SELECT merchant_id, livemode, idempotency_key, fingerprint, outcome, now FROM p, ord), \
              lines AS (INSERT INTO order_items (order_id, position, sku, name, quantity, unit_amount, amount) \
              SELECT ord.id, l.position, l.sku, l.name, l.quantity, l.unit_amount, l.amount FROM ord, unnest(",
         );
@@ -133,7 +133,7 @@ impl QueryFragment<Pg> for CreateCheckout<'_> {
              ses AS (INSERT INTO checkout_sessions (order_id, token_hash, mode, success_url, cancel_url, status, \
              expires_at, created_at, updated_at) SELECT ord.id, p.token_hash, p.mode, p.success_url, p.cancel_url, \
              p.session_status, p.expires_at, p.now, p.now FROM p, ord) \
-             SELECT EXISTS (SELECT 1 FROM took), EXISTS (SELECT 1 FROM ord)",
+             SELECT EXISTS (SELECT 1 FROM ord)",
         );
         Ok(())
     }

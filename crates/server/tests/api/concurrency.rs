@@ -55,6 +55,25 @@ fn one_claim_raced_under_many_keys_makes_one_order(backend: Backend) {
     assert_eq!(app.checkout_rows(), [1, 2, 1, 1, 20]);
 }
 
+fn one_key_raced_with_different_requests_makes_one_order(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let bodies: Vec<Value> = (0..20)
+        .map(|_| {
+            let mut body = app.checkout_body(&merchant);
+            body["idempotencyKey"] = Value::from("shared-key");
+            body
+        })
+        .collect();
+
+    let responses = race(&[&app], 20, |app, i| app.post_checkout(&merchant.key, &bodies[i]));
+
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 422).count(), 19, "{statuses:?}");
+    assert_eq!(app.checkout_rows(), [1, 2, 1, 1, 1]);
+}
+
 fn two_servers_sharing_a_database_make_one_order_per_key(backend: Backend) {
     let first = TestApp::spawn(backend);
     let second = TestApp::spawn_on(first.test_db.shared(), first.signer_copy(), &[]);
@@ -76,5 +95,6 @@ fn two_servers_sharing_a_database_make_one_order_per_key(backend: Backend) {
 on_both_backends!(
     fifty_simultaneous_requests_with_one_key_make_one_order,
     one_claim_raced_under_many_keys_makes_one_order,
+    one_key_raced_with_different_requests_makes_one_order,
     two_servers_sharing_a_database_make_one_order_per_key,
 );
