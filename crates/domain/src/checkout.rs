@@ -288,3 +288,214 @@ pub fn authenticate(merchants: &dyn MerchantStore, key: &ApiKeySecret) -> Result
 pub fn format_time(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::claim::{Audience, ClaimItem, ClaimPayload, ClaimSigner, AUDIENCE};
+    use crate::idempotency::IdempotencyRecord;
+    use crate::ids::{ApiKeyId, MerchantId};
+    use crate::merchant::{ApiKeyRecord, Livemode, MerchantStatus};
+    use crate::ports::KeyLookup;
+
+    /// An in-memory store that keeps records by idempotency key.
+    struct FakeStore {
+        key: ApiKeyRecord,
+        hash: SecretHash,
+        records: Mutex<HashMap<String, IdempotencyRecord>>,
+        created: Mutex<Vec<NewCheckout>>,
+    }
+
+    impl CheckoutStore for FakeStore {
+        fn lookup(
+            &self,
+            hash: &SecretHash,
+            key: &IdempotencyKey,
+            _: DateTime<Utc>,
+        ) -> Result<Option<KeyLookup>, StoreError> {
+            let record = self.records.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
+            Ok((hash == &self.hash)
+                .then(|| KeyLookup { key: self.key.clone(), record: record.get(key.as_str()).cloned() }))
+        }
+
+        fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
+            let mut records = self.records.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
+            if let Some(record) = records.get(checkout.scope.key.as_str()) {
+                return Ok(Redemption::KeyTaken(record.clone()));
+            }
+            let record =
+                IdempotencyRecord { fingerprint: checkout.fingerprint.clone(), outcome: checkout.outcome.clone() };
+            records.insert(checkout.scope.key.as_str().to_owned(), record);
+            self.created.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?.push(checkout.clone());
+            Ok(Redemption::Created)
+        }
+    }
+
+    struct FixedClock(Mutex<DateTime<Utc>>);
+
+    impl Clock for FixedClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    struct Setup {
+        service: CheckoutService,
+        store: Arc<FakeStore>,
+        clock: Arc<FixedClock>,
+        signer: ClaimSigner,
+        key: ApiKeySecret,
+        merchant: MerchantId,
+    }
+
+    fn setup() -> Setup {
+        let key = ApiKeySecret::generate(Livemode::Test);
+        let merchant = MerchantId::new();
+        let store = Arc::new(FakeStore {
+            key: ApiKeyRecord {
+                id: ApiKeyId::new(),
+                merchant_id: merchant,
+                livemode: Livemode::Test,
+                revoked_at: None,
+                merchant_status: MerchantStatus::Active,
+            },
+            hash: key.hash(),
+            records: Mutex::default(),
+            created: Mutex::default(),
+        });
+        let clock = Arc::new(FixedClock(Mutex::new(Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap())));
+        let signer = ClaimSigner::generate();
+        let mut keys = ClaimKeys::default();
+        keys.insert(signer.kid(), signer.verifying_key());
+        let service = CheckoutService::new(
+            store.clone(),
+            clock.clone(),
+            keys,
+            CheckoutUrls::new("https://pay.example/", Secret::new("token-secret")),
+            CheckoutSettings { session_ttl: Duration::minutes(30), idempotency_ttl: Duration::hours(24) },
+        );
+        Setup { service, store, clock, signer, key, merchant }
+    }
+
+    impl Setup {
+        fn request(&self, exp_in: i64, idempotency_key: &str) -> CheckoutRequest {
+            let now = self.clock.now().timestamp();
+            let claim = self.signer.sign(&ClaimPayload {
+                iss: "admission".into(),
+                aud: Audience::One(AUDIENCE.into()),
+                sub: "cus_1".into(),
+                jti: format!("clm_{idempotency_key}"),
+                iat: now,
+                exp: now + exp_in,
+                nbf: None,
+                mid: self.merchant.to_string(),
+                currency: "eur".into(),
+                items: vec![ClaimItem { sku: "S".into(), name: "Shoe".into(), quantity: 1, unit_amount: 12_000 }],
+                experience_id: None,
+                distribution_id: None,
+            });
+            CheckoutRequest {
+                checkout_claim: claim,
+                mode: Mode::Embedded,
+                success_url: ReturnUrl::parse("https://shop.example/ok", true).unwrap(),
+                cancel_url: ReturnUrl::parse("https://shop.example/cancel", true).unwrap(),
+                idempotency_key: IdempotencyKey::parse(idempotency_key).unwrap(),
+            }
+        }
+
+        fn advance(&self, by: Duration) {
+            let mut now = self.clock.0.lock().unwrap();
+            *now += by;
+        }
+    }
+
+    fn created(answer: &Answer) -> &CheckoutSession {
+        match &answer.outcome {
+            Outcome::Created(session) => session,
+            Outcome::ClaimAlreadyRedeemed => panic!("expected a created checkout"),
+        }
+    }
+
+    #[test]
+    fn a_checkout_is_priced_by_the_claim_and_lives_thirty_minutes() {
+        let s = setup();
+        let answer = s.service.create(&s.key, s.request(3600, "k1")).unwrap();
+        assert!(!answer.replayed);
+        let session = created(&answer);
+        assert_eq!(session.expires_at, "2026-11-25T10:30:00.000Z");
+        assert!(session.checkout_url.starts_with("https://pay.example/embed/"));
+        let made = s.store.created.lock().unwrap();
+        assert_eq!((made[0].claim.amount_total, made[0].claim.currency.as_str()), (12_000, "eur"));
+        assert_eq!(made[0].token_hash, SecretHash::of(session.checkout_url.rsplit('/').next().unwrap()));
+    }
+
+    #[test]
+    fn the_session_ends_with_the_claim() {
+        let s = setup();
+        let answer = s.service.create(&s.key, s.request(600, "k1")).unwrap();
+        assert_eq!(created(&answer).expires_at, "2026-11-25T10:10:00.000Z");
+    }
+
+    #[test]
+    fn a_replay_answers_the_same_even_after_the_claim_expired() {
+        let s = setup();
+        let request = s.request(600, "k1");
+        let first = s.service.create(&s.key, request.clone()).unwrap();
+        s.advance(Duration::hours(2));
+        let again = s.service.create(&s.key, request).unwrap();
+        assert!(again.replayed);
+        assert_eq!(created(&again), created(&first));
+        assert_eq!(s.store.created.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_new_request_under_a_used_key_is_refused() {
+        let s = setup();
+        s.service.create(&s.key, s.request(600, "k1")).unwrap();
+        let mut other = s.request(600, "k1");
+        other.mode = Mode::Hosted;
+        assert!(matches!(s.service.create(&s.key, other), Err(CheckoutError::KeyReused)));
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_before_anything_else() {
+        let s = setup();
+        let stranger = ApiKeySecret::generate(Livemode::Test);
+        let result = s.service.create(&stranger, s.request(600, "k1"));
+        assert!(matches!(result, Err(CheckoutError::Auth(AuthError::Unauthenticated(_)))));
+        assert!(s.store.created.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_claim_that_ends_within_the_leeway_makes_no_session() {
+        let s = setup();
+        let request = s.request(10, "k1");
+        s.advance(Duration::seconds(20));
+        let result = s.service.create(&s.key, request);
+        assert!(matches!(result, Err(CheckoutError::InvalidClaim(ClaimError::Expired(_)))), "{result:?}");
+    }
+
+    #[test]
+    fn checkout_urls_are_stable_per_order_and_unguessable_across_orders() {
+        let urls = CheckoutUrls::new("https://pay.example", Secret::new("s"));
+        assert_eq!(urls.url(Mode::Hosted, "ord_1"), urls.url(Mode::Hosted, "ord_1"));
+        assert_ne!(urls.token("ord_1"), urls.token("ord_2"));
+        let other_secret = CheckoutUrls::new("https://pay.example", Secret::new("t"));
+        assert_ne!(urls.token("ord_1"), other_secret.token("ord_1"));
+        assert!(!urls.url(Mode::Hosted, "ord_1").contains("ord_1"));
+    }
+
+    #[test]
+    fn return_urls_are_absolute_http_with_a_host() {
+        assert!(ReturnUrl::parse("http://shop.example/x", false).is_ok());
+        assert_eq!(ReturnUrl::parse("http://shop.example/x", true), Err(ReturnUrlError::HttpsRequired));
+        assert_eq!(ReturnUrl::parse("https:///nohost", false), Err(ReturnUrlError::NotHttp));
+        assert_eq!(ReturnUrl::parse("javascript:alert(1)", false), Err(ReturnUrlError::NotHttp));
+        assert_eq!(ReturnUrl::parse("https://a b.example", false), Err(ReturnUrlError::NotHttp));
+    }
+}
