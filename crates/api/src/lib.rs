@@ -17,6 +17,7 @@ mod validation;
 pub use auth::PresentedKey;
 pub use body::MAX_BODY_BYTES;
 pub use error::ApiError;
+pub use routes::openapi::DOCUMENT as OPENAPI_DOCUMENT;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -46,6 +47,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             cfg.service(
                 web::resource(format!("{prefix}/checkout"))
                     .route(web::post().to(routes::checkout::post))
+                    .default_service(web::to(method_not_allowed)),
+            );
+            cfg.service(
+                web::resource(format!("{prefix}/openapi.yaml"))
+                    .route(web::get().to(routes::openapi::get))
                     .default_service(web::to(method_not_allowed)),
             );
         }

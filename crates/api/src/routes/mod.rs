@@ -1,3 +1,4 @@
 //! One module per endpoint.
 
 pub mod checkout;
+pub mod openapi;
