@@ -297,7 +297,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::claim::{Audience, ClaimItem, ClaimPayload, ClaimSigner, AUDIENCE};
+    use crate::claim::{ClaimItem, ClaimPayload, ClaimSigner};
     use crate::idempotency::IdempotencyRecord;
     use crate::ids::{ApiKeyId, MerchantId};
     use crate::merchant::{ApiKeyRecord, Livemode, MerchantStatus};
@@ -384,20 +384,10 @@ mod tests {
 
     impl Setup {
         fn request(&self, exp_in: i64, idempotency_key: &str) -> CheckoutRequest {
-            let now = self.clock.now().timestamp();
+            let items = vec![ClaimItem { sku: "S".into(), name: "Shoe".into(), quantity: 1, unit_amount: 12_000 }];
             let claim = self.signer.sign(&ClaimPayload {
-                iss: "admission".into(),
-                aud: Audience::One(AUDIENCE.into()),
-                sub: "cus_1".into(),
-                jti: format!("clm_{idempotency_key}"),
-                iat: now,
-                exp: now + exp_in,
-                nbf: None,
-                mid: self.merchant.to_string(),
                 currency: "eur".into(),
-                items: vec![ClaimItem { sku: "S".into(), name: "Shoe".into(), quantity: 1, unit_amount: 12_000 }],
-                experience_id: None,
-                distribution_id: None,
+                ..ClaimPayload::new(self.merchant, items, self.clock.now(), exp_in)
             });
             CheckoutRequest {
                 checkout_claim: claim,

@@ -149,6 +149,29 @@ pub struct ClaimPayload {
     pub distribution_id: Option<String>,
 }
 
+impl ClaimPayload {
+    /// A claim that `merchant` may redeem, issued at `now` and valid for `ttl_seconds`, with a
+    /// random `jti`, in US dollars. Issuing claims is the admission side's job; this serves the
+    /// CLI, development mode and tests, which change fields with struct update syntax.
+    pub fn new(merchant: MerchantId, items: Vec<ClaimItem>, now: DateTime<Utc>, ttl_seconds: i64) -> Self {
+        let now = now.timestamp();
+        Self {
+            iss: "checkout-server".into(),
+            aud: Audience::One(AUDIENCE.into()),
+            sub: "cus_unknown".into(),
+            jti: format!("clm_{}", &crate::secret::random_token().expose()[..20]),
+            iat: now,
+            exp: now + ttl_seconds,
+            nbf: None,
+            mid: merchant.to_string(),
+            currency: "usd".into(),
+            items,
+            experience_id: None,
+            distribution_id: None,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     alg: String,
@@ -435,20 +458,8 @@ mod tests {
     use super::*;
 
     fn payload(merchant: MerchantId, now: DateTime<Utc>) -> ClaimPayload {
-        ClaimPayload {
-            iss: "admission".into(),
-            aud: Audience::One(AUDIENCE.into()),
-            sub: "cus_1".into(),
-            jti: "clm_1".into(),
-            iat: now.timestamp(),
-            exp: now.timestamp() + 900,
-            nbf: None,
-            mid: merchant.to_string(),
-            currency: "usd".into(),
-            items: vec![ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 }],
-            experience_id: None,
-            distribution_id: None,
-        }
+        let items = vec![ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 }];
+        ClaimPayload::new(merchant, items, now, 900)
     }
 
     fn setup() -> (ClaimSigner, ClaimKeys, MerchantId, DateTime<Utc>) {

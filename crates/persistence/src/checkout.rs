@@ -11,7 +11,7 @@ use domain::secret::SecretHash;
 
 use crate::db::{with_conn, Database};
 use crate::error::RepoError;
-use crate::merchant::{key_record, KeyRecordRow, KEY_RECORD_COLUMNS};
+use crate::merchant::KeyRecordRow;
 use crate::postgres::CreateCheckout;
 use crate::schema::{api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payments};
 
@@ -275,7 +275,7 @@ impl CheckoutStore for CheckoutRepository {
             )
             .filter(api_keys::secret_hash.eq(hash.as_str()))
             .select((
-                KEY_RECORD_COLUMNS,
+                KeyRecordRow::as_select(),
                 idempotency_keys::fingerprint.nullable(),
                 idempotency_keys::outcome.nullable()
             ))
@@ -286,7 +286,7 @@ impl CheckoutStore for CheckoutRepository {
             return Ok(None);
         };
         let record = fingerprint.zip(outcome).map(decode_record).transpose()?;
-        Ok(Some(KeyLookup { key: key_record(key)?, record }))
+        Ok(Some(KeyLookup { key: key.into_record()?, record }))
     }
 
     fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {

@@ -30,67 +30,66 @@ fn parse<T: std::str::FromStr>(text: &str) -> Result<T, RepoError> {
 }
 
 /// What authentication reads of a key and its merchant.
-pub(crate) type KeyRecordRow = (String, String, bool, Option<NaiveDateTime>, String);
-
-pub(crate) const KEY_RECORD_COLUMNS: (
-    api_keys::id,
-    api_keys::merchant_id,
-    api_keys::livemode,
-    api_keys::revoked_at,
-    merchants::status,
-) = (api_keys::id, api_keys::merchant_id, api_keys::livemode, api_keys::revoked_at, merchants::status);
-
-pub(crate) fn key_record(
-    (id, merchant_id, livemode, revoked_at, status): KeyRecordRow,
-) -> Result<ApiKeyRecord, RepoError> {
-    Ok(ApiKeyRecord {
-        id: parse(&id)?,
-        merchant_id: parse(&merchant_id)?,
-        livemode: Livemode::from_live(livemode),
-        revoked_at: revoked_at.map(|t| t.and_utc()),
-        merchant_status: MerchantStatus::from_stored(&status),
-    })
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct KeyRecordRow {
+    id: String,
+    merchant_id: String,
+    livemode: bool,
+    revoked_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = merchants::status)]
+    merchant_status: String,
 }
 
-type KeyRow = (String, String, bool, String, NaiveDateTime, Option<NaiveDateTime>);
-
-fn key_summary((id, merchant_id, livemode, hint, created_at, revoked_at): KeyRow) -> Result<ApiKeySummary, RepoError> {
-    Ok(ApiKeySummary {
-        id: parse(&id)?,
-        merchant_id: parse(&merchant_id)?,
-        livemode: Livemode::from_live(livemode),
-        hint,
-        created_at: created_at.and_utc(),
-        revoked_at: revoked_at.map(|t| t.and_utc()),
-    })
+impl KeyRecordRow {
+    pub(crate) fn into_record(self) -> Result<ApiKeyRecord, RepoError> {
+        Ok(ApiKeyRecord {
+            id: parse(&self.id)?,
+            merchant_id: parse(&self.merchant_id)?,
+            livemode: Livemode::from_live(self.livemode),
+            revoked_at: self.revoked_at.map(|t| t.and_utc()),
+            merchant_status: MerchantStatus::from_stored(&self.merchant_status),
+        })
+    }
 }
 
-const KEY_COLUMNS: (
-    api_keys::id,
-    api_keys::merchant_id,
-    api_keys::livemode,
-    api_keys::hint,
-    api_keys::created_at,
-    api_keys::revoked_at,
-) = (
-    api_keys::id,
-    api_keys::merchant_id,
-    api_keys::livemode,
-    api_keys::hint,
-    api_keys::created_at,
-    api_keys::revoked_at,
-);
+/// A key as listed to the operator.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+struct KeyRow {
+    id: String,
+    merchant_id: String,
+    livemode: bool,
+    hint: String,
+    created_at: NaiveDateTime,
+    revoked_at: Option<NaiveDateTime>,
+}
+
+impl KeyRow {
+    fn into_summary(self) -> Result<ApiKeySummary, RepoError> {
+        Ok(ApiKeySummary {
+            id: parse(&self.id)?,
+            merchant_id: parse(&self.merchant_id)?,
+            livemode: Livemode::from_live(self.livemode),
+            hint: self.hint,
+            created_at: self.created_at.and_utc(),
+            revoked_at: self.revoked_at.map(|t| t.and_utc()),
+        })
+    }
+}
 
 impl MerchantStore for MerchantRepository {
     fn find_api_key(&self, hash: &SecretHash) -> Result<Option<ApiKeyRecord>, StoreError> {
         let row = with_conn!(&self.db, |conn| api_keys::table
             .inner_join(merchants::table)
             .filter(api_keys::secret_hash.eq(hash.as_str()))
-            .select((api_keys::id, api_keys::merchant_id, api_keys::livemode, api_keys::revoked_at, merchants::status,))
-            .first::<(String, String, bool, Option<NaiveDateTime>, String)>(conn)
+            .select(KeyRecordRow::as_select())
+            .first(conn)
             .optional()
             .map_err(RepoError::from)?);
-        Ok(row.map(key_record).transpose()?)
+        Ok(row.map(KeyRecordRow::into_record).transpose()?)
     }
 
     fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {
@@ -144,12 +143,12 @@ impl MerchantStore for MerchantRepository {
                 .map_err(RepoError::from)?;
             api_keys::table
                 .find(id.to_string())
-                .select(KEY_COLUMNS)
-                .first::<KeyRow>(conn)
+                .select(KeyRow::as_select())
+                .first(conn)
                 .optional()
                 .map_err(RepoError::from)?
         });
-        Ok(row.map(key_summary).transpose()?)
+        Ok(row.map(KeyRow::into_summary).transpose()?)
     }
 
     fn count_merchants(&self) -> Result<i64, StoreError> {

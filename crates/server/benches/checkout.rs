@@ -19,7 +19,8 @@ use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Text, Timestamp};
-use domain::claim::{Audience, ClaimItem, ClaimPayload, ClaimSigner, AUDIENCE};
+use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
+use domain::ids::MerchantId;
 use domain::merchant::Livemode;
 use domain::secret::{random_token, sha256_hex};
 use persistence::{Database, DbOptions, MerchantRepository};
@@ -266,25 +267,17 @@ fn start_server(database_url: &str, signer: &ClaimSigner, dir: &std::path::Path)
 }
 
 fn bodies(signer: &ClaimSigner, merchant: &str, n: usize, round: usize) -> Vec<String> {
-    let now = Utc::now().timestamp();
+    let merchant: MerchantId = merchant.parse().unwrap();
     (0..n)
         .map(|i| {
+            let items = vec![
+                ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 },
+                ClaimItem { sku: "CAP-1".into(), name: "Cap".into(), quantity: 1, unit_amount: 1500 },
+            ];
             let claim = signer.sign(&ClaimPayload {
-                iss: "admission".into(),
-                aud: Audience::One(AUDIENCE.into()),
-                sub: "cus_bench".into(),
                 jti: format!("clm_bench_{round}_{i}"),
-                iat: now,
-                exp: now + 3600,
-                nbf: None,
-                mid: merchant.into(),
-                currency: "usd".into(),
-                items: vec![
-                    ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 },
-                    ClaimItem { sku: "CAP-1".into(), name: "Cap".into(), quantity: 1, unit_amount: 1500 },
-                ],
                 experience_id: Some("exp_1".into()),
-                distribution_id: None,
+                ..ClaimPayload::new(merchant, items, Utc::now(), 3600)
             });
             json!({
                 "checkoutClaim": claim,

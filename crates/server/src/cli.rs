@@ -2,11 +2,11 @@
 
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
-use domain::claim::{Audience, ClaimItem, ClaimPayload, ClaimSigner, AUDIENCE};
+use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::ids::{ApiKeyId, MerchantId};
 use domain::merchant::{ApiKeySummary, Livemode, Merchant, MerchantStatus};
 use domain::ports::MerchantStore;
-use domain::secret::{random_token, ApiKeySecret};
+use domain::secret::ApiKeySecret;
 use persistence::MerchantRepository;
 use serde_json::{json, Value};
 
@@ -288,20 +288,13 @@ fn issue_claim(args: IssueArgs, config: &Config) -> Result<String, CliError> {
     };
     let merchant: MerchantId = parse_id(&args.merchant)?;
     let items = args.items.iter().map(|i| parse_item(i)).collect::<Result<Vec<_>, _>>()?;
-    let now = Utc::now().timestamp();
-    let payload = ClaimPayload {
-        iss: "checkout-server/cli".into(),
-        aud: Audience::One(AUDIENCE.into()),
+    let mut payload = ClaimPayload {
         sub: args.subject,
-        jti: args.jti.unwrap_or_else(|| format!("clm_{}", &random_token().expose()[..20])),
-        iat: now,
-        exp: now + args.ttl_seconds,
-        nbf: None,
-        mid: merchant.to_string(),
         currency: args.currency,
-        items,
-        experience_id: None,
-        distribution_id: None,
+        ..ClaimPayload::new(merchant, items, Utc::now(), args.ttl_seconds)
     };
+    if let Some(jti) = args.jti {
+        payload.jti = jti;
+    }
     Ok(signer.sign(&payload))
 }

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use chrono::Utc;
-use domain::claim::{Audience, ClaimItem, ClaimPayload, ClaimSigner, AUDIENCE};
+use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::ids::MerchantId;
 use domain::secret::{random_token, Secret};
 use serde::{Deserialize, Serialize};
@@ -76,26 +76,13 @@ impl DevSecrets {
 
 /// A demo claim: two tees, valid for 15 minutes.
 pub fn demo_claim(signer: &ClaimSigner, merchant: MerchantId) -> String {
-    let now = Utc::now().timestamp();
-    signer.sign(&ClaimPayload {
-        iss: "checkout-server/dev".into(),
-        aud: Audience::One(AUDIENCE.into()),
-        sub: "cus_demo".into(),
-        jti: format!("clm_demo_{}", &random_token().expose()[..16]),
-        iat: now,
-        exp: now + 900,
-        nbf: None,
-        mid: merchant.to_string(),
-        currency: "usd".into(),
-        items: vec![ClaimItem {
-            sku: "TEE-BLACK-M".into(),
-            name: "Drop tee (black, M)".into(),
-            quantity: 2,
-            unit_amount: 2500,
-        }],
-        experience_id: None,
-        distribution_id: None,
-    })
+    let items = vec![ClaimItem {
+        sku: "TEE-BLACK-M".into(),
+        name: "Drop tee (black, M)".into(),
+        quantity: 2,
+        unit_amount: 2500,
+    }];
+    signer.sign(&ClaimPayload { sub: "cus_demo".into(), ..ClaimPayload::new(merchant, items, Utc::now(), 900) })
 }
 
 /// A `curl` that creates a checkout with `claim`.

@@ -12,7 +12,7 @@ use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use domain::claim::{Audience, ClaimItem, ClaimPayload, ClaimSigner, AUDIENCE};
+use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::ids::MerchantId;
 use domain::merchant::{Livemode, MerchantStatus};
 use domain::ports::MerchantStore;
@@ -262,23 +262,14 @@ impl TestApp {
 
     /// A claim payload for `merchant`: two tees at 25.00, valid for 15 minutes, with a fresh `jti`.
     pub fn claim_payload(&self, merchant: &TestMerchant) -> ClaimPayload {
-        let now = Utc::now().timestamp();
+        let items = vec![
+            ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 },
+            ClaimItem { sku: "CAP-1".into(), name: "Cap".into(), quantity: 1, unit_amount: 1500 },
+        ];
         ClaimPayload {
-            iss: "admission-test".into(),
-            aud: Audience::One(AUDIENCE.into()),
             sub: "cus_test".into(),
-            jti: format!("clm_{}", &random_token().expose()[..20]),
-            iat: now,
-            exp: now + 900,
-            nbf: None,
-            mid: merchant.id.to_string(),
-            currency: "usd".into(),
-            items: vec![
-                ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 },
-                ClaimItem { sku: "CAP-1".into(), name: "Cap".into(), quantity: 1, unit_amount: 1500 },
-            ],
             experience_id: Some("exp_1".into()),
-            distribution_id: None,
+            ..ClaimPayload::new(merchant.id, items, Utc::now(), 900)
         }
     }
 
