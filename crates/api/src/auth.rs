@@ -26,3 +26,27 @@ impl FromRequest for PresentedKey {
         ready(parse_bearer(header).map(PresentedKey).map_err(ApiError::from))
     }
 }
+
+/// The merchant behind the request's secret key: active, key not revoked. For endpoints whose
+/// use case does not look the key up itself.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthenticatedMerchant(pub domain::merchant::Caller);
+
+impl FromRequest for AuthenticatedMerchant {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let key = PresentedKey::from_request(req, payload).into_inner();
+        let state = req.app_data::<actix_web::web::Data<crate::AppState>>().cloned();
+        Box::pin(async move {
+            let key = key?;
+            let state = state.ok_or_else(|| ApiError::Internal("application state is missing".into()))?;
+            let caller =
+                actix_web::web::block(move || domain::checkout::authenticate(state.merchants.as_ref(), &key.0))
+                    .await?
+                    .map_err(|e| ApiError::from_checkout(e, &serde_json::Value::Null))?;
+            Ok(AuthenticatedMerchant(caller))
+        })
+    }
+}

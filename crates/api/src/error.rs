@@ -33,6 +33,9 @@ pub enum ApiError {
     /// 404.
     #[error("no such resource")]
     NotFound,
+    /// 409: the order has ended otherwise (paid, expired) or is being paid.
+    #[error("the order cannot be cancelled: {0}")]
+    NotCancellable(String),
     /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::NotFound => "not_found",
+            ApiError::NotCancellable(_) => "order_not_cancellable",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -76,7 +80,9 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(AuthError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
             ApiError::Auth(AuthError::Forbidden(_)) => StatusCode::FORBIDDEN,
-            ApiError::ClaimAlreadyRedeemed | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
+            ApiError::ClaimAlreadyRedeemed | ApiError::IdempotencyInProgress | ApiError::NotCancellable(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,

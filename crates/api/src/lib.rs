@@ -5,16 +5,19 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use domain::checkout::CheckoutService;
+use domain::checkout::{CheckoutService, CheckoutUrls};
+use domain::order::Mode;
 use domain::ports::MerchantStore;
+use domain::session::SessionService;
 
 mod auth;
 mod body;
 mod error;
+mod page;
 mod routes;
 mod validation;
 
-pub use auth::PresentedKey;
+pub use auth::{AuthenticatedMerchant, PresentedKey};
 pub use body::MAX_BODY_BYTES;
 pub use error::ApiError;
 pub use routes::openapi::DOCUMENT as OPENAPI_DOCUMENT;
@@ -24,6 +27,10 @@ pub use routes::openapi::DOCUMENT as OPENAPI_DOCUMENT;
 pub struct AppState {
     /// `POST /checkout`.
     pub checkout: CheckoutService,
+    /// The checkout page, order endpoints and sweeper.
+    pub sessions: SessionService,
+    /// Page URLs and form tokens.
+    pub urls: CheckoutUrls,
     /// Key lookups for requests refused before the use case runs.
     pub merchants: Arc<dyn MerchantStore>,
     /// Production: return URLs must be `https`.
@@ -50,11 +57,33 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             );
             cfg.service(
+                web::resource(format!("{prefix}/orders/{{order_id}}"))
+                    .route(web::get().to(routes::orders::get))
+                    .default_service(web::to(method_not_allowed)),
+            );
+            cfg.service(
+                web::resource(format!("{prefix}/orders/{{order_id}}/cancel"))
+                    .route(web::post().to(routes::orders::cancel))
+                    .default_service(web::to(method_not_allowed)),
+            );
+            cfg.service(
                 web::resource(format!("{prefix}/openapi.yaml"))
                     .route(web::get().to(routes::openapi::get))
                     .default_service(web::to(method_not_allowed)),
             );
         }
+        for (mode, base) in [(Mode::Hosted, "/c"), (Mode::Embedded, "/embed")] {
+            let mode = web::Data::new(routes::checkout_page::PageMode(mode));
+            cfg.service(
+                web::scope(base)
+                    .app_data(mode)
+                    .route("/{token}", web::get().to(routes::checkout_page::view))
+                    .route("/{token}/pay", web::post().to(routes::checkout_page::pay))
+                    .route("/{token}/cancel", web::post().to(routes::checkout_page::cancel)),
+            );
+        }
+        cfg.route("/assets/checkout.css", web::get().to(routes::assets::css));
+        cfg.route("/assets/checkout.js", web::get().to(routes::assets::js));
         cfg.default_service(web::to(not_found));
     }
 }

@@ -11,7 +11,7 @@ use sha2::Sha256;
 use crate::claim::{ClaimError, ClaimKeys};
 use crate::idempotency::{decide, Decision, Fingerprint, IdempotencyKey, StoredOutcome};
 use crate::ids::{OrderId, PaymentId};
-use crate::merchant::{authorize, AuthError};
+use crate::merchant::{authorize, AuthError, Caller};
 use crate::order::Mode;
 use crate::ports::MerchantStore;
 use crate::ports::{CheckoutStore, Clock, IdempotencyScope, NewCheckout, Redemption, StoreError};
@@ -140,14 +140,36 @@ impl CheckoutUrls {
         Self { public_url: public_url.trim_end_matches('/').to_owned(), secret }
     }
 
-    /// The page token of an order.
-    pub fn token(&self, order_id: &str) -> Secret {
-        // HMAC accepts keys of any length.
+    /// HMAC-SHA-256 of `purpose` and `data` under the secret, as 43 base62 characters.
+    fn mac(&self, purpose: &[u8], data: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.expose().as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(b"checkout-session:");
-        mac.update(order_id.as_bytes());
-        Secret::new(base62(&mac.finalize().into_bytes(), 43))
+        mac.update(purpose);
+        mac.update(data.as_bytes());
+        base62(&mac.finalize().into_bytes(), 43)
+    }
+
+    /// The page token of an order.
+    pub fn token(&self, order_id: &str) -> Secret {
+        Secret::new(self.mac(b"checkout-session:", order_id))
+    }
+
+    /// The token a page's forms carry back, so that only forms this service rendered for this
+    /// page are accepted.
+    pub fn form_token(&self, page_token: &str) -> String {
+        self.mac(b"checkout-form:", page_token)
+    }
+
+    /// Whether `presented` is the form token of `page_token` (compared in constant time).
+    pub fn verify_form_token(&self, page_token: &str, presented: &str) -> bool {
+        let expected = self.form_token(page_token);
+        expected.len() == presented.len()
+            && expected.bytes().zip(presented.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    /// The public base URL, without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The page URL of an order.
@@ -279,9 +301,8 @@ impl CheckoutService {
 
 /// Checks a presented key on its own: for requests refused before the use case runs, which must
 /// still answer 401 or 403 ahead of any complaint about their body.
-pub fn authenticate(merchants: &dyn MerchantStore, key: &ApiKeySecret) -> Result<(), CheckoutError> {
-    authorize(key, merchants.find_api_key(&key.hash())?)?;
-    Ok(())
+pub fn authenticate(merchants: &dyn MerchantStore, key: &ApiKeySecret) -> Result<Caller, CheckoutError> {
+    Ok(authorize(key, merchants.find_api_key(&key.hash())?)?)
 }
 
 /// RFC 3339 UTC with milliseconds: `2026-11-25T10:30:00.000Z`.

@@ -65,6 +65,8 @@ stored_enum!(
     PaymentStatus {
         /// Created with the order, awaiting the consumer.
         Pending => "pending",
+        /// A charge is with the provider; no second one starts until it is answered.
+        Processing => "processing",
         /// Captured.
         Succeeded => "succeeded",
         /// Declined or errored.

@@ -123,7 +123,23 @@ macro_rules! with_conn {
     };
 }
 
-pub(crate) use with_conn;
+/// Runs `$body` in one write transaction on either backend: on PostgreSQL a pooled connection, on
+/// SQLite the writer thread with `BEGIN IMMEDIATE`. The body may capture only owned values (it may
+/// run on another thread), and returns `Result<_, E>` where `E: From<diesel::result::Error>`.
+macro_rules! write_tx {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::db::Database::Postgres(pool) => {
+                pool.get().map_err($crate::error::RepoError::from)?.transaction(|$conn| $body)
+            }
+            $crate::db::Database::Sqlite { writer, .. } => {
+                writer.run(move |conn| Ok(conn.immediate_transaction(|$conn| $body)))?
+            }
+        }
+    };
+}
+
+pub(crate) use {with_conn, write_tx};
 
 #[derive(Debug, Clone, Copy)]
 struct SqliteSettings {

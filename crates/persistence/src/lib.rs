@@ -9,8 +9,10 @@ mod error;
 mod merchant;
 mod postgres;
 mod schema;
+mod session;
 
 pub use checkout::CheckoutRepository;
 pub use db::{sqlite_path, Database, DbOptions};
 pub use error::RepoError;
 pub use merchant::MerchantRepository;
+pub use session::SessionRepository;

@@ -90,7 +90,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    payment_attempts (id) {
+        id -> Text,
+        payment_id -> Text,
+        provider -> Text,
+        outcome -> Text,
+        decline_code -> Nullable<Text>,
+        card_brand -> Text,
+        card_last4 -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> merchants (merchant_id));
+diesel::joinable!(payment_attempts -> payments (payment_id));
 diesel::joinable!(orders -> merchants (merchant_id));
 diesel::joinable!(order_items -> orders (order_id));
 diesel::joinable!(payments -> orders (order_id));
@@ -104,4 +118,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     payments,
     checkout_sessions,
     idempotency_keys,
+    payment_attempts,
 );

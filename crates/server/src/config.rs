@@ -31,6 +31,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// `CHECKOUT_IDEMPOTENCY_TTL_SECONDS`
     pub idempotency_ttl: Duration,
+    /// `CHECKOUT_SWEEP_INTERVAL_SECONDS`
+    pub sweep_interval: Duration,
     /// `CHECKOUT_TOKEN_SECRET`
     pub token_secret: Option<Secret>,
     /// `CHECKOUT_IDEMPOTENCY_WAIT_MS`
@@ -114,6 +116,9 @@ impl Config {
             claim_keys,
             session_ttl: Duration::from_secs(session_ttl),
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
+            sweep_interval: Duration::from_secs(
+                number(&get, "CHECKOUT_SWEEP_INTERVAL_SECONDS", 15, &mut problems).max(1),
+            ),
             token_secret,
             idempotency_wait: Duration::from_millis(number(&get, "CHECKOUT_IDEMPOTENCY_WAIT_MS", 5000, &mut problems)),
             environment,

@@ -8,7 +8,9 @@ use actix_web::{middleware, App, HttpServer};
 use api::AppState;
 use domain::checkout::{CheckoutService, CheckoutSettings, CheckoutUrls};
 use domain::ports::SystemClock;
-use persistence::{CheckoutRepository, Database, DbOptions, MerchantRepository};
+use domain::session::SessionService;
+use persistence::{CheckoutRepository, Database, DbOptions, MerchantRepository, SessionRepository};
+use sandbox::Sandbox;
 
 use crate::config::{Config, Environment};
 use crate::dev::{DevSecrets, DEV_KID};
@@ -40,6 +42,27 @@ pub fn open_database(config: &Config) -> Result<Database, StartError> {
     }
     Ok(database)
 }
+
+/// Expires sessions past their end even when nobody looks, every `interval`. Each replica runs
+/// one; every change is a compare-and-set, so they never fight over a session.
+fn spawn_sweeper(sessions: SessionService, interval: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            let sessions = sessions.clone();
+            match actix_web::web::block(move || sessions.expire_due(SWEEP_BATCH)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(expired)) => log::info!("expired {expired} checkout sessions"),
+                Ok(Err(error)) => log::warn!("session sweeper: {error}"),
+                Err(error) => log::warn!("session sweeper: {error}"),
+            }
+        }
+    });
+}
+
+/// Most sessions one sweep expires.
+const SWEEP_BATCH: i64 = 500;
 
 fn duration(value: std::time::Duration, setting: &str) -> Result<chrono::Duration, StartError> {
     chrono::Duration::from_std(value).map_err(|_| StartError::Config(format!("{setting} is too large")))
@@ -76,11 +99,18 @@ impl Application {
         if let Some(signer) = dev.as_ref().and_then(DevSecrets::claim_signer) {
             claim_keys.insert(DEV_KID, signer.verifying_key());
         }
+        let urls = CheckoutUrls::new(&config.public_url, token_secret);
+        let sessions = SessionService::new(
+            Arc::new(SessionRepository::new(database.clone())),
+            Arc::new(Sandbox),
+            Arc::new(SystemClock),
+        );
+        spawn_sweeper(sessions.clone(), config.sweep_interval);
         let checkout = CheckoutService::new(
             Arc::new(CheckoutRepository::new(database.clone())),
             Arc::new(SystemClock),
             claim_keys,
-            CheckoutUrls::new(&config.public_url, token_secret),
+            urls.clone(),
             CheckoutSettings {
                 session_ttl: duration(config.session_ttl, "CHECKOUT_SESSION_TTL_SECONDS")?,
                 idempotency_ttl: duration(config.idempotency_ttl, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS")?,
@@ -88,6 +118,8 @@ impl Application {
         );
         let state = AppState {
             checkout,
+            sessions,
+            urls,
             merchants: Arc::new(MerchantRepository::new(database.clone())),
             require_https: config.environment == Environment::Production,
         };
@@ -95,8 +127,13 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             App::new()
-                // Method, path, status and latency: never headers or bodies, which carry secrets.
-                .wrap(middleware::Logger::new("%r %s %Dms"))
+                // Method, route pattern (`/c/{token}`, never the token), status and latency: never
+                // headers, bodies or paths, which carry secrets.
+                .wrap(
+                    middleware::Logger::new("%{method}xi %{route}xi %s %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string())
+                        .custom_request_replace("route", |req| req.match_pattern().unwrap_or_else(|| "-".into())),
+                )
                 .configure(api::configure(state.clone()))
         })
         .listen(listener)?;

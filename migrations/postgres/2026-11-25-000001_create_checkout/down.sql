@@ -1,3 +1,4 @@
+DROP TABLE payment_attempts;
 DROP TABLE idempotency_keys;
 DROP TABLE checkout_sessions;
 DROP TABLE payments;

@@ -55,7 +55,7 @@ CREATE TABLE payments (
     order_id     TEXT NOT NULL REFERENCES orders (id),
     amount       BIGINT NOT NULL CHECK (amount >= 0),
     currency     TEXT NOT NULL,
-    status       TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'processing', 'succeeded', 'failed')),
     created_at   TIMESTAMP NOT NULL,
     updated_at   TIMESTAMP NOT NULL
 );
@@ -73,6 +73,22 @@ CREATE TABLE checkout_sessions (
     created_at   TIMESTAMP NOT NULL,
     updated_at   TIMESTAMP NOT NULL
 );
+
+-- Due sessions, for the sweeper that expires them.
+CREATE INDEX checkout_sessions_open_by_expiry ON checkout_sessions (expires_at) WHERE status = 'open';
+
+-- Every charge tried, with what the provider said. Never the card number: brand and last four only.
+CREATE TABLE payment_attempts (
+    id            TEXT PRIMARY KEY NOT NULL,
+    payment_id    TEXT NOT NULL REFERENCES payments (id),
+    provider      TEXT NOT NULL,
+    outcome       TEXT NOT NULL CHECK (outcome IN ('succeeded', 'failed')),
+    decline_code  TEXT,
+    card_brand    TEXT NOT NULL,
+    card_last4    TEXT NOT NULL,
+    created_at    TIMESTAMP NOT NULL
+);
+CREATE INDEX payment_attempts_by_payment ON payment_attempts (payment_id, created_at);
 
 -- One record per (merchant, mode, key): the primary key is what makes a checkout happen once.
 CREATE TABLE idempotency_keys (

@@ -1,4 +1,7 @@
-//! One module per endpoint.
+//! One module per endpoint (the checkout page's three actions share one).
 
+pub mod assets;
 pub mod checkout;
+pub mod checkout_page;
 pub mod openapi;
+pub mod orders;

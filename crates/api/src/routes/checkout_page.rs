@@ -1,0 +1,225 @@
+//! The consumer's checkout page: `GET /c/{token}` (hosted) and `GET /embed/{token}` (embedded),
+//! with `POST …/pay` and `POST …/cancel`. Answers are HTML; a paid or cancelled hosted checkout
+//! redirects to the merchant (post, redirect, get), an embedded one shows its outcome and tells the
+//! parent window.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use domain::order::Mode;
+use domain::session::{CheckoutRecord, Paid, SessionError};
+use serde::Deserialize;
+
+use crate::page::{self, Notice, Render};
+use crate::AppState;
+
+/// Which of the two pages a route serves.
+#[derive(Debug, Clone, Copy)]
+pub struct PageMode(pub Mode);
+
+fn path_of(mode: Mode, token: &str) -> String {
+    match mode {
+        Mode::Hosted => format!("/c/{token}"),
+        Mode::Embedded => format!("/embed/{token}"),
+    }
+}
+
+/// Headers every checkout page carries. The token is in the URL, so nothing may leak it onward;
+/// only the embedded page may be framed.
+fn secured(mut response: HttpResponse, mode: Mode, state: &AppState, record: Option<&CheckoutRecord>) -> HttpResponse {
+    let merchant_origins: Vec<String> = record
+        .map(|r| [&r.success_url, &r.cancel_url].into_iter().filter_map(|u| page::origin(u)).collect())
+        .unwrap_or_default();
+    let frame_ancestors = match (mode, state.require_https) {
+        (Mode::Hosted, _) => "'none'",
+        (Mode::Embedded, true) => "https:",
+        (Mode::Embedded, false) => "*",
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         base-uri 'none'; form-action 'self' {}; frame-ancestors {frame_ancestors}",
+        merchant_origins.join(" ")
+    );
+    let headers = response.headers_mut();
+    let mut set = |name: header::HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set(header::CONTENT_SECURITY_POLICY, &csp);
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::CACHE_CONTROL, "no-store");
+    set(header::HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()");
+    if mode == Mode::Hosted {
+        set(header::X_FRAME_OPTIONS, "DENY");
+    }
+    if state.require_https {
+        set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    response
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body)
+}
+
+fn show(
+    state: &AppState,
+    mode: Mode,
+    token: &str,
+    record: &CheckoutRecord,
+    status: StatusCode,
+    notice: Notice,
+) -> HttpResponse {
+    let form_token = state.urls.form_token(token);
+    let render = Render { token, form_token: &form_token, notice, now: state.sessions.now() };
+    secured(html(status, page::render(record, &render)), mode, state, Some(record))
+}
+
+fn redirect(state: &AppState, mode: Mode, record: &CheckoutRecord, location: &str) -> HttpResponse {
+    let response = HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
+    secured(response, mode, state, Some(record))
+}
+
+fn failure(state: &AppState, mode: Mode, error: SessionError) -> HttpResponse {
+    let (status, message) = match &error {
+        SessionError::NotFound => return secured(html(StatusCode::NOT_FOUND, page::not_found()), mode, state, None),
+        SessionError::ModeUnsupported => (StatusCode::CONFLICT, "Card payments are not available for this checkout."),
+        SessionError::Provider(_) => {
+            (StatusCode::BAD_GATEWAY, "The payment could not be processed. You were not charged; please try again.")
+        }
+        SessionError::Conflict => (StatusCode::CONFLICT, "This checkout changed meanwhile. Reload the page."),
+        SessionError::Store(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Checkout is briefly unavailable. Please try again.")
+        }
+    };
+    match &error {
+        SessionError::Store(domain::ports::StoreError::Unexpected(cause)) => log::error!("checkout page: {cause}"),
+        other => log::warn!("checkout page: {other}"),
+    }
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width, initial-scale=1\"><title>Checkout</title><link rel=\"stylesheet\" \
+         href=\"/assets/checkout.css\"></head><body><main><section class=\"panel status\" role=\"alert\">\
+         <h1>Something went wrong</h1><p>{}</p></section></main></body></html>",
+        page::escape(message)
+    );
+    secured(html(status, body), mode, state, None)
+}
+
+/// Runs a page use case off the async executor; `None` when the blocking pool failed.
+async fn run<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SessionError> + Send + 'static,
+) -> Result<T, SessionError> {
+    web::block(work).await.unwrap_or_else(|e| {
+        Err(SessionError::Store(domain::ports::StoreError::Unexpected(format!("blocking task failed: {e}").into())))
+    })
+}
+
+/// `GET /c/{token}` and `GET /embed/{token}`.
+pub async fn view(state: web::Data<AppState>, mode: web::Data<PageMode>, token: web::Path<String>) -> HttpResponse {
+    let (mode, token) = (mode.0, token.into_inner());
+    let sessions = state.sessions.clone();
+    let lookup = token.clone();
+    match run(move || sessions.view(&lookup)).await {
+        Ok(record) if record.mode == mode => show(&state, mode, &token, &record, StatusCode::OK, Notice::None),
+        Ok(_) | Err(SessionError::NotFound) => failure(&state, mode, SessionError::NotFound),
+        Err(error) => failure(&state, mode, error),
+    }
+}
+
+/// The pay form's fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct PayForm {
+    #[serde(default)]
+    form_token: String,
+    #[serde(default)]
+    number: String,
+    #[serde(default)]
+    expiry: String,
+    #[serde(default)]
+    cvc: String,
+}
+
+/// Refuses a form that this service did not render for this page, or that another site posted.
+fn forged(state: &AppState, req: &HttpRequest, token: &str, form_token: &str) -> bool {
+    let foreign_origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| o != "null" && page::origin(state.urls.public_url()).as_deref() != Some(o));
+    foreign_origin || !state.urls.verify_form_token(token, form_token)
+}
+
+fn forbidden(state: &AppState, mode: Mode) -> HttpResponse {
+    let body = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Checkout</title>\
+                <link rel=\"stylesheet\" href=\"/assets/checkout.css\"></head><body><main><section \
+                class=\"panel status\" role=\"alert\"><h1>This form was not accepted</h1><p>Reload the checkout \
+                page and try again.</p></section></main></body></html>";
+    secured(html(StatusCode::FORBIDDEN, body.to_owned()), mode, state, None)
+}
+
+/// `POST /c/{token}/pay` and `POST /embed/{token}/pay`.
+pub async fn pay(
+    state: web::Data<AppState>,
+    mode: web::Data<PageMode>,
+    req: HttpRequest,
+    token: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (mode, token) = (mode.0, token.into_inner());
+    let form: PayForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    if forged(&state, &req, &token, &form.form_token) {
+        return forbidden(&state, mode);
+    }
+    let sessions = state.sessions.clone();
+    let lookup = token.clone();
+    let paid = run(move || sessions.pay(&lookup, &form.number, &form.expiry, &form.cvc)).await;
+    match paid {
+        Ok(Paid::Succeeded(record)) | Ok(Paid::Refused(record, domain::lifecycle::Refused::Paid)) => {
+            let location = match mode {
+                Mode::Hosted => record.success_redirect(),
+                Mode::Embedded => path_of(mode, &token),
+            };
+            redirect(&state, mode, &record, &location)
+        }
+        Ok(Paid::Refused(record, _)) => redirect(&state, mode, &record, &path_of(mode, &token)),
+        Ok(Paid::Declined(record, code)) => {
+            show(&state, mode, &token, &record, StatusCode::PAYMENT_REQUIRED, Notice::Declined(code.message()))
+        }
+        Ok(Paid::InvalidCard(record, error)) => {
+            show(&state, mode, &token, &record, StatusCode::UNPROCESSABLE_ENTITY, Notice::Card(error))
+        }
+        Err(error) => failure(&state, mode, error),
+    }
+}
+
+/// The cancel form's field.
+#[derive(Debug, Default, Deserialize)]
+pub struct CancelForm {
+    #[serde(default)]
+    form_token: String,
+}
+
+/// `POST /c/{token}/cancel` and `POST /embed/{token}/cancel`.
+pub async fn cancel(
+    state: web::Data<AppState>,
+    mode: web::Data<PageMode>,
+    req: HttpRequest,
+    token: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (mode, token) = (mode.0, token.into_inner());
+    let form: CancelForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    if forged(&state, &req, &token, &form.form_token) {
+        return forbidden(&state, mode);
+    }
+    let sessions = state.sessions.clone();
+    let lookup = token.clone();
+    match run(move || sessions.cancel_by_token(&lookup)).await {
+        Ok(Ok(record)) if mode == Mode::Hosted => redirect(&state, mode, &record, &record.cancel_redirect()),
+        Ok(Ok(record)) | Ok(Err((record, _))) => redirect(&state, mode, &record, &path_of(mode, &token)),
+        Err(error) => failure(&state, mode, error),
+    }
+}
