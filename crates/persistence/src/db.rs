@@ -151,8 +151,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettin
         // FULL: a commit is on disk before the response leaves, so an acknowledged order survives
         // a power cut, not only a crash.
         conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-             PRAGMA foreign_keys = ON;",
+            "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
             self.busy_timeout_ms
         ))
         .map_err(diesel::r2d2::Error::QueryError)
@@ -185,6 +184,13 @@ impl Database {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| RepoError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
             }
+            // WAL is a property of the file: set it once, before connections race to set it.
+            SqliteConnection::establish(path)
+                .and_then(|mut conn| {
+                    conn.batch_execute(&format!("PRAGMA busy_timeout = {wait}; PRAGMA journal_mode = WAL;"))
+                        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))
+                })
+                .map_err(|e| RepoError::Unavailable(format!("cannot open {path}: {e}")))?;
             let settings = SqliteSettings { busy_timeout_ms: wait };
             let pool = Pool::builder()
                 .max_size(options.pool_size)

@@ -233,7 +233,8 @@ impl TestApp {
             })
         });
         let (port, handle) = receiver.recv().expect("server thread").expect("server started");
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        // Redirects are what the checkout page answers with: tests look at them, not past them.
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).redirects(0).build();
         let db = test_db.database();
         Self { address: format!("http://127.0.0.1:{port}"), signer, db, agent, handle, thread: Some(thread), test_db }
     }
@@ -320,6 +321,53 @@ impl TestApp {
             request = request.set(name, value);
         }
         into_response(request.call())
+    }
+
+    /// Creates a checkout for `body` and returns the page path (`/c/…` or `/embed/…`) and order id.
+    pub fn create_checkout(&self, merchant: &TestMerchant, body: &Value) -> (String, String) {
+        let response = self.post_checkout(&merchant.key, body);
+        assert_eq!(response.status, 200, "{}", response.text);
+        let json = response.json();
+        let url = json["checkoutUrl"].as_str().expect("checkoutUrl");
+        let path = url.strip_prefix("http://checkout.test").expect("public URL").to_owned();
+        (path, json["orderId"].as_str().expect("orderId").to_owned())
+    }
+
+    /// Posts a form as a browser on the checkout page would (same origin, urlencoded).
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let request = self.agent.post(&format!("{}{path}", self.address)).set("Origin", "http://checkout.test");
+        into_response(request.send_form(fields))
+    }
+
+    /// Posts a form with another Origin, as a foreign site would; returns the status.
+    pub fn agent_post_from(&self, origin: &str, path: &str, fields: &[(&str, &str)]) -> u16 {
+        let request = self.agent.post(&format!("{}{path}", self.address)).set("Origin", origin);
+        into_response(request.send_form(fields)).status
+    }
+
+    /// The form token embedded in a checkout page.
+    pub fn form_token(&self, page_path: &str) -> String {
+        let page = self.request("GET", page_path, &[]);
+        let marker = "name=\"form_token\" value=\"";
+        let start =
+            page.text.find(marker).unwrap_or_else(|| panic!("no form on {page_path}: {}", page.text)) + marker.len();
+        page.text[start..].split('"').next().unwrap_or_default().to_owned()
+    }
+
+    /// Submits the pay form with a card number (expiry 12/40, CVC 123).
+    pub fn pay(&self, page_path: &str, number: &str) -> Response {
+        let form_token = self.form_token(page_path);
+        self.post_form(
+            &format!("{page_path}/pay"),
+            &[("form_token", &form_token), ("number", number), ("expiry", "12/40"), ("cvc", "123")],
+        )
+    }
+
+    pub fn get_order(&self, key: &str, order_id: &str) -> Value {
+        let response =
+            self.request("GET", &format!("/orders/{order_id}"), &[("Authorization", &format!("Bearer {key}"))]);
+        assert_eq!(response.status, 200, "{}", response.text);
+        response.json()
     }
 
     pub fn count(&self, sql: &str) -> i64 {

@@ -10,4 +10,6 @@ mod cli;
 mod concurrency;
 mod faults;
 mod idempotency;
+mod orders;
+mod pages;
 mod validation;
