@@ -1,0 +1,360 @@
+//! The checkout pages in a real browser: headless Chromium driven over WebDriver (chromedriver),
+//! against the real server and a small merchant site on loopback. `scripts/install-browser` puts
+//! Chromium and chromedriver in place. With `CHECKOUT_SCREENSHOTS=<dir>` set, each page is saved
+//! as a PNG there (that is how `docs/screenshots/` is made).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::helpers::{Backend, TestApp, TestMerchant};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const WAIT: Duration = Duration::from_secs(15);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A merchant's site: a shop page that frames the embedded checkout and shows what it posts, and
+/// the pages the checkout returns to.
+struct MerchantSite {
+    address: String,
+    frame: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MerchantSite {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let frame = Arc::new(Mutex::new(String::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (frame_in, stop_in) = (frame.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop_in.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => Self::answer(stream, &frame_in.lock().unwrap()),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Self { address, frame, stop, thread: Some(thread) }
+    }
+
+    fn answer(mut stream: TcpStream, frame: &str) {
+        stream.set_nonblocking(false).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut request_line = String::new();
+        let _ = reader.read_line(&mut request_line);
+        let mut line = String::new();
+        while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+            line.clear();
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+        let body = if path.starts_with("/shop") {
+            format!(
+                "<!doctype html><title>Shop</title><h1>Drop Shop</h1><p id=\"result\">waiting</p>\
+                 <iframe id=\"checkout\" src=\"{frame}\" style=\"width:520px;height:820px;border:0\"></iframe>\
+                 <script>window.addEventListener('message', function (e) {{\
+                 document.getElementById('result').textContent = JSON.stringify(e.data); }});</script>"
+            )
+        } else if path.starts_with("/success") {
+            "<!doctype html><title>Thanks</title><h1 id=\"done\">Order confirmed</h1>".to_owned()
+        } else {
+            "<!doctype html><title>Cart</title><h1 id=\"done\">Back in your cart</h1>".to_owned()
+        };
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+}
+
+impl Drop for MerchantSite {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Headless Chromium through chromedriver's W3C WebDriver endpoint.
+struct Browser {
+    base: String,
+    agent: ureq::Agent,
+    driver: Child,
+    profile: std::path::PathBuf,
+}
+
+/// The W3C WebDriver key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    fn start() -> Self {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "the browser tests need Chromium and chromedriver: run scripts/install-browser"
+        );
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        let driver_url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + WAIT;
+        while agent.get(&format!("{driver_url}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = std::env::temp_dir().join(format!("checkout-chromium-{port}"));
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,900",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .collect::<Vec<_>>();
+        let session: Value = agent
+            .post(&format!("{driver_url}/session"))
+            .send_json(json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
+            }}}))
+            .expect("a browser session")
+            .into_json()
+            .unwrap();
+        let id = session["value"]["sessionId"].as_str().expect("session id").to_owned();
+        Self { base: format!("{driver_url}/session/{id}"), agent, driver, profile }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let request = self.agent.request(method, &format!("{}{path}", self.base));
+        let response = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        match response {
+            Ok(r) => r.into_json::<Value>().unwrap()["value"].clone(),
+            Err(ureq::Error::Status(_, r)) => json!({"error": r.into_string().unwrap_or_default()}),
+            Err(e) => panic!("webdriver: {e}"),
+        }
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({"url": url})));
+    }
+
+    fn url(&self) -> String {
+        self.call("GET", "/url", None).as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits (bounded) for an element and returns its id.
+    fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let found = self.call("POST", "/element", Some(json!({"using": "css selector", "value": css})));
+            if let Some(id) = found[ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no element {css} on {}", self.url());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
+        self.call("POST", &format!("/element/{id}/value"), Some(json!({"text": text})));
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.call("GET", &format!("/element/{id}/text"), None).as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits (bounded) until `check` holds.
+    fn wait_for(&self, what: &str, check: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !check(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what} on {}", self.url());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn enter_frame(&self, css: &str) {
+        let id = self.find(css);
+        self.call("POST", "/frame", Some(json!({"id": {ELEMENT: id}})));
+    }
+
+    fn leave_frame(&self) {
+        self.call("POST", "/frame", Some(json!({"id": null})));
+    }
+
+    fn pay_with(&self, number: &str) {
+        self.type_into("#number", number);
+        self.type_into("#expiry", "12/34");
+        self.type_into("#cvc", "123");
+        self.click("button.pay");
+    }
+
+    /// Saves a screenshot when `CHECKOUT_SCREENSHOTS` names a folder.
+    fn screenshot(&self, name: &str) {
+        let Ok(dir) = std::env::var("CHECKOUT_SCREENSHOTS") else {
+            return;
+        };
+        let png = self.call("GET", "/screenshot", None);
+        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default()).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{name}.png"), bytes).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.agent.delete(&self.base).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+struct Scene {
+    app: TestApp,
+    site: MerchantSite,
+    merchant: TestMerchant,
+    public: String,
+}
+
+fn scene() -> Scene {
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("CHECKOUT_BIND", &format!("127.0.0.1:{port}")), ("CHECKOUT_PUBLIC_URL", &public)],
+    );
+    let merchant = app.new_merchant();
+    Scene { site: MerchantSite::start(), merchant, app, public }
+}
+
+impl Scene {
+    /// A checkout whose return URLs are on the merchant site; the page URL and the order id.
+    fn checkout(&self, mode: &str) -> (String, String) {
+        let mut body = self.app.checkout_body(&self.merchant);
+        body["mode"] = Value::from(mode);
+        body["successUrl"] = Value::from(format!("{}/success?order={{ORDER_ID}}", self.site.address));
+        body["cancelUrl"] = Value::from(format!("{}/cart", self.site.address));
+        let response = self.app.post_checkout(&self.merchant.key, &body);
+        assert_eq!(response.status, 200, "{}", response.text);
+        let json = response.json();
+        (json["checkoutUrl"].as_str().unwrap().to_owned(), json["orderId"].as_str().unwrap().to_owned())
+    }
+}
+
+#[test]
+fn a_consumer_pays_on_the_hosted_page_and_lands_on_the_success_url() {
+    let scene = scene();
+    let (url, order_id) = scene.checkout("hosted");
+    assert!(url.starts_with(&scene.public));
+    let browser = Browser::start();
+    browser.goto(&url);
+    assert!(browser.text("main").contains("$65.00"));
+    browser.screenshot("hosted");
+    browser.pay_with("4242 4242 4242 4242");
+    let success = format!("{}/success?order={order_id}", scene.site.address);
+    browser.wait_for("the success page", |b| b.url() == success);
+    assert_eq!(browser.text("#done"), "Order confirmed");
+    assert_eq!(scene.app.get_order(&scene.merchant.key, &order_id)["status"], "paid");
+    browser.goto(&url);
+    assert!(browser.text("main").contains("Payment received"));
+    browser.screenshot("paid");
+}
+
+#[test]
+fn a_declined_card_shows_the_error_and_a_retry_succeeds() {
+    let scene = scene();
+    let (url, order_id) = scene.checkout("hosted");
+    let browser = Browser::start();
+    browser.goto(&url);
+    browser.pay_with("4000 0000 0000 0002");
+    browser.wait_for("the decline", |b| b.text(".alert").contains("declined"));
+    browser.screenshot("declined");
+    browser.pay_with("4242 4242 4242 4242");
+    browser.wait_for("the success page", |b| b.url().starts_with(&format!("{}/success", scene.site.address)));
+    assert_eq!(scene.app.get_order(&scene.merchant.key, &order_id)["status"], "paid");
+}
+
+#[test]
+fn cancelling_lands_on_the_cancel_url() {
+    let scene = scene();
+    let (url, order_id) = scene.checkout("hosted");
+    let browser = Browser::start();
+    browser.goto(&url);
+    browser.click("form.cancel button");
+    browser.wait_for("the cart", |b| b.url() == format!("{}/cart", scene.site.address));
+    assert_eq!(scene.app.get_order(&scene.merchant.key, &order_id)["status"], "cancelled");
+    browser.goto(&url);
+    assert!(browser.text("main").contains("Checkout cancelled"));
+    browser.screenshot("cancelled");
+}
+
+#[test]
+fn an_expired_session_shows_the_expired_page() {
+    let scene = scene();
+    let (url, _) = scene.checkout("hosted");
+    scene.app.execute("UPDATE checkout_sessions SET expires_at = '2000-01-01 00:00:00'");
+    let browser = Browser::start();
+    browser.goto(&url);
+    assert!(browser.text("main").contains("Checkout expired"));
+    browser.screenshot("expired");
+}
+
+#[test]
+fn the_embedded_page_in_an_iframe_tells_the_merchant_page_the_outcome() {
+    let scene = scene();
+    let (url, order_id) = scene.checkout("embedded");
+    *scene.site.frame.lock().unwrap() = url;
+    let browser = Browser::start();
+    browser.goto(&format!("{}/shop", scene.site.address));
+    browser.enter_frame("#checkout");
+    assert!(browser.text("main").contains("$65.00"));
+    browser.leave_frame();
+    browser.screenshot("embedded");
+    browser.enter_frame("#checkout");
+    browser.pay_with("4242 4242 4242 4242");
+    browser.wait_for("the paid page in the frame", |b| b.text("main").contains("Payment received"));
+    browser.leave_frame();
+    browser.wait_for("the outcome message", |b| b.text("#result").contains("fanfare.checkout.completed"));
+    let message: Value = serde_json::from_str(&browser.text("#result")).unwrap();
+    assert_eq!(message["orderId"], order_id.as_str());
+    assert_eq!(scene.app.get_order(&scene.merchant.key, &order_id)["status"], "paid");
+}
