@@ -10,7 +10,7 @@ use domain::ports::{CheckoutStore, KeyLookup, NewCheckout, Redemption, StoreErro
 use domain::secret::SecretHash;
 
 use crate::db::{with_conn, Database};
-use crate::error::RepoError;
+use crate::error::{RepoError, TxEnd};
 use crate::merchant::KeyRecordRow;
 use crate::postgres::CreateCheckout;
 use crate::schema::{api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payments};
@@ -38,23 +38,11 @@ fn decode_record((fingerprint, outcome): (String, String)) -> Result<Idempotency
     Ok(IdempotencyRecord { fingerprint: Fingerprint::from_stored(fingerprint), outcome })
 }
 
+/// The idempotency key is held by a request that did not finish within the wait.
+struct KeyBusy;
+
 /// How the redemption transaction ends when it must roll back.
-enum Abort {
-    KeyBusy,
-    Repo(RepoError),
-}
-
-impl From<diesel::result::Error> for Abort {
-    fn from(error: diesel::result::Error) -> Self {
-        Abort::Repo(error.into())
-    }
-}
-
-impl From<RepoError> for Abort {
-    fn from(error: RepoError) -> Self {
-        Abort::Repo(error)
-    }
-}
+type Abort = TxEnd<KeyBusy>;
 
 /// The columns of a checkout's rows, bound once per request.
 struct Row<'a> {
@@ -80,8 +68,8 @@ impl<'a> Row<'a> {
 /// Maps a lock wait that ran out while taking the idempotency key to "in progress".
 fn key_busy(error: diesel::result::Error) -> Abort {
     match RepoError::from(error) {
-        RepoError::LockTimeout => Abort::KeyBusy,
-        other => Abort::Repo(other),
+        RepoError::LockTimeout => TxEnd::Stop(KeyBusy),
+        other => TxEnd::Repo(other),
     }
 }
 
@@ -92,7 +80,7 @@ macro_rules! take_key {
         let r: &Row = $row;
         let key_row = idempotency_keys::table.find((&r.merchant_id, r.livemode, r.c.scope.key.as_str()));
         let stale_before = r.c.stale_before.naive_utc();
-        let mut found = Err(Abort::Repo(RepoError::Unavailable("the idempotency key kept changing; retry".into())));
+        let mut found = Err(TxEnd::Repo(RepoError::Unavailable("the idempotency key kept changing; retry".into())));
         for _ in 0..2 {
             let taken = diesel::insert_into(idempotency_keys::table)
                 .values((
@@ -148,7 +136,7 @@ macro_rules! create_order {
             orders::updated_at.eq(r.now),
         );
         let mut outcome =
-            Err(Abort::Repo(RepoError::Unavailable("the claim's open order kept changing; retry".into())));
+            Err(TxEnd::Repo(RepoError::Unavailable("the claim's open order kept changing; retry".into())));
         for _ in 0..MAX_EXPIRY_ROUNDS {
             // A pending order of the same claim makes this a no-op (the partial unique index).
             if diesel::insert_into(orders::table).values(&order).on_conflict_do_nothing().execute($conn)? == 1 {
@@ -314,8 +302,8 @@ impl CheckoutStore for CheckoutRepository {
         };
         match result {
             Ok(redemption) => Ok(redemption),
-            Err(Abort::KeyBusy) => Ok(Redemption::KeyInProgress),
-            Err(Abort::Repo(error)) => Err(error.into()),
+            Err(TxEnd::Stop(KeyBusy)) => Ok(Redemption::KeyInProgress),
+            Err(TxEnd::Repo(error)) => Err(error.into()),
         }
     }
 }

@@ -54,3 +54,22 @@ impl From<RepoError> for StoreError {
         }
     }
 }
+
+/// Why a transaction ends early: a reason of the caller's own (`Stop`, rolled back on purpose) or
+/// a repository error.
+pub(crate) enum TxEnd<S> {
+    Stop(S),
+    Repo(RepoError),
+}
+
+impl<S> From<diesel::result::Error> for TxEnd<S> {
+    fn from(error: diesel::result::Error) -> Self {
+        TxEnd::Repo(error.into())
+    }
+}
+
+impl<S> From<RepoError> for TxEnd<S> {
+    fn from(error: RepoError) -> Self {
+        TxEnd::Repo(error)
+    }
+}

@@ -14,7 +14,7 @@ use domain::secret::SecretHash;
 use domain::session::{Attempt, CheckoutRecord, SessionStore};
 
 use crate::db::{with_conn, write_tx, Database};
-use crate::error::RepoError;
+use crate::error::{RepoError, TxEnd};
 use crate::schema::{checkout_sessions, merchants, order_items, orders, payment_attempts, payments};
 
 /// Implements [`SessionStore`] on either backend.
@@ -170,30 +170,18 @@ fn record((row, items, attempt): (CheckoutRow, Vec<ItemRow>, Option<AttemptRow>)
     })
 }
 
-/// Why a transition transaction rolls back.
-enum Cas {
-    Moved,
-    Repo(RepoError),
-}
+/// A status was no longer the one the transition started from.
+struct Moved;
 
-impl From<diesel::result::Error> for Cas {
-    fn from(error: diesel::result::Error) -> Self {
-        Cas::Repo(error.into())
-    }
-}
-
-impl From<RepoError> for Cas {
-    fn from(error: RepoError) -> Self {
-        Cas::Repo(error)
-    }
-}
+/// How a transition transaction ends when it must roll back.
+type Cas = TxEnd<Moved>;
 
 /// Fails the transaction unless exactly one row moved.
 fn moved(rows: usize) -> Result<(), Cas> {
     if rows == 1 {
         Ok(())
     } else {
-        Err(Cas::Moved)
+        Err(TxEnd::Stop(Moved))
     }
 }
 
@@ -284,8 +272,8 @@ impl SessionStore for SessionRepository {
         });
         match result {
             Ok(()) => Ok(true),
-            Err(Cas::Moved) => Ok(false),
-            Err(Cas::Repo(error)) => Err(error.into()),
+            Err(TxEnd::Stop(Moved)) => Ok(false),
+            Err(TxEnd::Repo(error)) => Err(error.into()),
         }
     }
 

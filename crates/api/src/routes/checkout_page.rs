@@ -129,9 +129,9 @@ pub async fn view(state: web::Data<AppState>, mode: web::Data<PageMode>, token: 
     }
 }
 
-/// The pay form's fields.
+/// The fields of the page's forms (the cancel form sends only the form token).
 #[derive(Debug, Default, Deserialize)]
-pub struct PayForm {
+pub struct PageForm {
     #[serde(default)]
     form_token: String,
     #[serde(default)]
@@ -142,14 +142,16 @@ pub struct PayForm {
     cvc: String,
 }
 
-/// Refuses a form that this service did not render for this page, or that another site posted.
-fn forged(state: &AppState, req: &HttpRequest, token: &str, form_token: &str) -> bool {
+/// Reads a form, or refuses one that this service did not render for this page, or that another
+/// site posted.
+fn read_form(state: &AppState, req: &HttpRequest, token: &str, body: &[u8]) -> Option<PageForm> {
+    let form: PageForm = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let foreign_origin = req
         .headers()
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .is_some_and(|o| o != "null" && page::origin(state.urls.public_url()).as_deref() != Some(o));
-    foreign_origin || !state.urls.verify_form_token(token, form_token)
+    (!foreign_origin && state.urls.verify_form_token(token, &form.form_token)).then_some(form)
 }
 
 fn forbidden(state: &AppState, mode: Mode) -> HttpResponse {
@@ -169,10 +171,9 @@ pub async fn pay(
     body: web::Bytes,
 ) -> HttpResponse {
     let (mode, token) = (mode.0, token.into_inner());
-    let form: PayForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    if forged(&state, &req, &token, &form.form_token) {
+    let Some(form) = read_form(&state, &req, &token, &body) else {
         return forbidden(&state, mode);
-    }
+    };
     let sessions = state.sessions.clone();
     let lookup = token.clone();
     let paid = run(move || sessions.pay(&lookup, &form.number, &form.expiry, &form.cvc)).await;
@@ -195,13 +196,6 @@ pub async fn pay(
     }
 }
 
-/// The cancel form's field.
-#[derive(Debug, Default, Deserialize)]
-pub struct CancelForm {
-    #[serde(default)]
-    form_token: String,
-}
-
 /// `POST /c/{token}/cancel` and `POST /embed/{token}/cancel`.
 pub async fn cancel(
     state: web::Data<AppState>,
@@ -211,8 +205,7 @@ pub async fn cancel(
     body: web::Bytes,
 ) -> HttpResponse {
     let (mode, token) = (mode.0, token.into_inner());
-    let form: CancelForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    if forged(&state, &req, &token, &form.form_token) {
+    if read_form(&state, &req, &token, &body).is_none() {
         return forbidden(&state, mode);
     }
     let sessions = state.sessions.clone();
