@@ -23,7 +23,17 @@ impl FromRequest for PresentedKey {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // A header that is not visible ASCII is as good as a missing one.
         let header = req.headers().get(AUTHORIZATION).map(|value| value.to_str().unwrap_or_default());
-        ready(parse_bearer(header).map(PresentedKey).map_err(ApiError::from))
+        let key = parse_bearer(header).map_err(ApiError::from);
+        let limited =
+            key.as_ref().ok().zip(req.app_data::<actix_web::web::Data<crate::AppState>>()).and_then(|(key, state)| {
+                let wait = state.limiter.as_ref()?.check(key.hash().as_str(), std::time::Instant::now()).err()?;
+                state.metrics.rate_limited.inc();
+                Some(ApiError::RateLimited(wait.as_secs().max(1)))
+            });
+        ready(match limited {
+            Some(refused) => Err(refused),
+            None => key.map(PresentedKey),
+        })
     }
 }
 
@@ -39,6 +49,7 @@ impl FromRequest for AuthenticatedMerchant {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let key = PresentedKey::from_request(req, payload).into_inner();
         let state = req.app_data::<actix_web::web::Data<crate::AppState>>().cloned();
+        let req = req.clone();
         Box::pin(async move {
             let key = key?;
             let state = state.ok_or_else(|| ApiError::Internal("application state is missing".into()))?;
@@ -46,6 +57,8 @@ impl FromRequest for AuthenticatedMerchant {
                 actix_web::web::block(move || domain::checkout::authenticate(state.merchants.as_ref(), &key.0))
                     .await?
                     .map_err(|e| ApiError::from_checkout(e, &serde_json::Value::Null))?;
+            actix_web::HttpMessage::extensions_mut(&req)
+                .insert(crate::observe::MerchantTag(caller.merchant_id.to_string()));
             Ok(AuthenticatedMerchant(caller))
         })
     }

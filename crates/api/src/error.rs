@@ -7,6 +7,7 @@ use domain::merchant::AuthError;
 use domain::ports::StoreError;
 use serde_json::{json, Value};
 
+use crate::observe::ErrorCause;
 use crate::validation::Issue;
 
 /// An error answered as JSON `{error, message}` (plus `issues` for validation errors).
@@ -27,6 +28,9 @@ pub enum ApiError {
     /// 422: the key was used for another request.
     #[error("this idempotency key was already used with a different request")]
     IdempotencyKeyReused,
+    /// 429: the key made more requests than its rate allows; retry after that many seconds.
+    #[error("too many requests with this key; retry after {0} s")]
+    RateLimited(u64),
     /// 413.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -56,6 +60,7 @@ impl ApiError {
             ApiError::IdempotencyInProgress => "idempotency_request_in_progress",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::NotFound => "not_found",
             ApiError::NotCancellable(_) => "order_not_cancellable",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -85,6 +90,7 @@ impl ResponseError for ApiError {
             }
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -93,11 +99,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self {
-            ApiError::Internal(cause) => log::error!("internal error: {cause}"),
-            ApiError::Unavailable(cause) => log::warn!("unavailable: {cause}"),
-            _ => {}
-        }
         let mut response = HttpResponse::build(self.status_code());
         match self {
             ApiError::Auth(AuthError::Unauthenticated(_)) => {
@@ -106,9 +107,17 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyInProgress | ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
+            ApiError::RateLimited(seconds) => {
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            }
             _ => {}
         }
-        response.json(self.body())
+        let mut response = response.json(self.body());
+        if let ApiError::Internal(cause) | ApiError::Unavailable(cause) = self {
+            // Logged with the request id by `observe`; never sent.
+            response.extensions_mut().insert(ErrorCause(cause.clone()));
+        }
+        response
     }
 }
 

@@ -7,13 +7,16 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse};
 use domain::checkout::{CheckoutService, CheckoutUrls};
 use domain::order::Mode;
-use domain::ports::MerchantStore;
+use domain::ports::{Diagnostics, MerchantStore};
 use domain::session::SessionService;
 
 mod auth;
 mod body;
 mod error;
+pub mod metrics;
+pub mod observe;
 mod page;
+pub mod ratelimit;
 mod routes;
 mod validation;
 
@@ -31,6 +34,12 @@ pub struct AppState {
     pub sessions: SessionService,
     /// Page URLs and form tokens.
     pub urls: CheckoutUrls,
+    /// Per-key request limit; `None` for none.
+    pub limiter: Option<Arc<ratelimit::RateLimiter>>,
+    /// What `/metrics` exports.
+    pub metrics: metrics::Metrics,
+    /// Readiness and pool figures of the database.
+    pub diagnostics: Arc<dyn Diagnostics>,
     /// Key lookups for requests refused before the use case runs.
     pub merchants: Arc<dyn MerchantStore>,
     /// Production: return URLs must be `https`.
@@ -49,6 +58,7 @@ impl std::fmt::Debug for AppState {
 /// Registers every route, at the root and under `/api` (the contract's two server URLs).
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
+        cfg.app_data(web::Data::new(state.metrics.clone()));
         cfg.app_data(web::Data::new(state));
         for prefix in ["", "/api"] {
             cfg.service(
@@ -82,6 +92,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/{token}/cancel", web::post().to(routes::checkout_page::cancel)),
             );
         }
+        cfg.route("/healthz", web::get().to(routes::health::live));
+        cfg.route("/metrics", web::get().to(routes::health::metrics));
+        cfg.route("/readyz", web::get().to(routes::health::ready));
         cfg.route("/assets/checkout.css", web::get().to(routes::assets::css));
         cfg.route("/assets/checkout.js", web::get().to(routes::assets::js));
         cfg.default_service(web::to(not_found));

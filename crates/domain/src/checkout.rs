@@ -10,7 +10,7 @@ use sha2::Sha256;
 
 use crate::claim::{ClaimError, ClaimKeys};
 use crate::idempotency::{decide, Decision, Fingerprint, IdempotencyKey, StoredOutcome};
-use crate::ids::{OrderId, PaymentId};
+use crate::ids::{MerchantId, OrderId, PaymentId};
 use crate::merchant::{authorize, AuthError, Caller};
 use crate::order::Mode;
 use crate::ports::MerchantStore;
@@ -95,6 +95,8 @@ pub struct Answer {
     pub outcome: Outcome,
     /// Whether this is the stored answer to an earlier request with the same key.
     pub replayed: bool,
+    /// The merchant it was given to.
+    pub merchant_id: MerchantId,
 }
 
 /// The outcomes worth recording under an idempotency key.
@@ -232,7 +234,7 @@ impl CheckoutService {
         let caller = authorize(key, found.as_ref().map(|f| f.key.clone()))?;
         let fingerprint = Fingerprint::of(&request);
         if let Some(record) = found.and_then(|f| f.record) {
-            return self.replay(decide(record, &fingerprint));
+            return self.replay(caller.merchant_id, decide(record, &fingerprint));
         }
         let scope = IdempotencyScope {
             merchant_id: caller.merchant_id,
@@ -271,21 +273,29 @@ impl CheckoutService {
             stale_before,
         };
         match self.store.redeem(&checkout)? {
-            Redemption::Created => Ok(self.answer(outcome, false)),
-            Redemption::ClaimAlreadyRedeemed => Ok(self.answer(StoredOutcome::ClaimAlreadyRedeemed, false)),
-            Redemption::KeyTaken(record) => self.replay(decide(record, &fingerprint)),
+            Redemption::Created => Ok(self.answer(caller.merchant_id, outcome, false)),
+            Redemption::ClaimAlreadyRedeemed => {
+                Ok(self.answer(caller.merchant_id, StoredOutcome::ClaimAlreadyRedeemed, false))
+            }
+            Redemption::KeyTaken(record) => self.replay(caller.merchant_id, decide(record, &fingerprint)),
             Redemption::KeyInProgress => Err(CheckoutError::KeyInProgress),
         }
     }
 
-    fn replay(&self, decision: Decision) -> Result<Answer, CheckoutError> {
+    /// Deletes idempotency records past the retention window; returns how many. Safe to run on
+    /// several replicas at once.
+    pub fn purge_idempotency(&self) -> Result<usize, StoreError> {
+        self.store.purge_idempotency(self.clock.now() - self.settings.idempotency_ttl)
+    }
+
+    fn replay(&self, merchant_id: MerchantId, decision: Decision) -> Result<Answer, CheckoutError> {
         match decision {
-            Decision::Replay(outcome) => Ok(self.answer(outcome, true)),
+            Decision::Replay(outcome) => Ok(self.answer(merchant_id, outcome, true)),
             Decision::KeyReused => Err(CheckoutError::KeyReused),
         }
     }
 
-    fn answer(&self, outcome: StoredOutcome, replayed: bool) -> Answer {
+    fn answer(&self, merchant_id: MerchantId, outcome: StoredOutcome, replayed: bool) -> Answer {
         let outcome = match outcome {
             StoredOutcome::Created { order_id, payment_id, mode, expires_at } => Outcome::Created(CheckoutSession {
                 checkout_url: self.urls.url(mode, &order_id),
@@ -295,7 +305,7 @@ impl CheckoutService {
             }),
             StoredOutcome::ClaimAlreadyRedeemed => Outcome::ClaimAlreadyRedeemed,
         };
-        Answer { outcome, replayed }
+        Answer { outcome, replayed, merchant_id }
     }
 }
 
@@ -354,6 +364,10 @@ mod tests {
             records.insert(checkout.scope.key.as_str().to_owned(), record);
             self.created.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?.push(checkout.clone());
             Ok(Redemption::Created)
+        }
+
+        fn purge_idempotency(&self, _: DateTime<Utc>) -> Result<usize, StoreError> {
+            Ok(0)
         }
     }
 

@@ -120,6 +120,9 @@ pub trait CheckoutStore: Send + Sync {
     /// backs an open, unexpired one; records the outcome either way. A pending order past its expiry
     /// is marked expired on the way, which frees its claim.
     fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError>;
+
+    /// Deletes idempotency records made at or before `stale_before`; returns how many.
+    fn purge_idempotency(&self, stale_before: DateTime<Utc>) -> Result<usize, StoreError>;
 }
 
 /// Merchants and their keys.
@@ -141,4 +144,24 @@ pub trait MerchantStore: Send + Sync {
 
     /// How many merchants exist (zero on a new database).
     fn count_merchants(&self) -> Result<i64, StoreError>;
+}
+
+/// Connections of one pool, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which pool.
+    pub name: &'static str,
+    /// Checked out now.
+    pub in_use: u32,
+    /// Open and waiting.
+    pub idle: u32,
+}
+
+/// What operators ask of storage.
+pub trait Diagnostics: Send + Sync {
+    /// Whether the database answers and every migration is applied.
+    fn ready(&self) -> Result<(), StoreError>;
+
+    /// The connection pools' occupancy.
+    fn pools(&self) -> Vec<PoolStats>;
 }

@@ -277,6 +277,14 @@ impl CheckoutStore for CheckoutRepository {
         Ok(Some(KeyLookup { key: key.into_record()?, record }))
     }
 
+    fn purge_idempotency(&self, stale_before: DateTime<Utc>) -> Result<usize, StoreError> {
+        Ok(with_conn!(&self.db, |conn| diesel::delete(
+            idempotency_keys::table.filter(idempotency_keys::created_at.le(stale_before.naive_utc()))
+        )
+        .execute(conn)
+        .map_err(RepoError::from)?))
+    }
+
     fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
         let outcome = encode_outcome(&checkout.outcome)?;
         let result: Result<Redemption, Abort> = match &self.db {

@@ -234,13 +234,13 @@ impl Database {
         applied.map_err(|e| RepoError::Unexpected(e.to_string().into()))
     }
 
-    /// Whether every migration has been applied.
+    /// Whether every migration has been applied (one query).
     pub fn is_migrated(&self) -> Result<bool, RepoError> {
         let pending = match self {
             Database::Postgres(pool) => pool.get()?.pending_migrations(POSTGRES_MIGRATIONS).map(|p| p.len()),
             Database::Sqlite { pool, .. } => pool.get()?.pending_migrations(SQLITE_MIGRATIONS).map(|p| p.len()),
         };
-        pending.map(|n| n == 0).map_err(|e| RepoError::Unexpected(e.to_string().into()))
+        pending.map(|n| n == 0).map_err(|e| RepoError::Unavailable(e.to_string()))
     }
 
     /// `postgres` or `sqlite`.
@@ -248,6 +248,28 @@ impl Database {
         match self {
             Database::Postgres(_) => "postgres",
             Database::Sqlite { .. } => "sqlite",
+        }
+    }
+}
+
+impl domain::ports::Diagnostics for Database {
+    fn ready(&self) -> Result<(), domain::ports::StoreError> {
+        if self.is_migrated()? {
+            Ok(())
+        } else {
+            Err(domain::ports::StoreError::Unavailable("database migrations are pending".into()))
+        }
+    }
+
+    fn pools(&self) -> Vec<domain::ports::PoolStats> {
+        let stats = |name, state: r2d2::State| domain::ports::PoolStats {
+            name,
+            in_use: state.connections - state.idle_connections,
+            idle: state.idle_connections,
+        };
+        match self {
+            Database::Postgres(pool) => vec![stats("postgres", pool.state())],
+            Database::Sqlite { pool, .. } => vec![stats("sqlite", pool.state())],
         }
     }
 }

@@ -31,6 +31,12 @@ pub struct Config {
     pub session_ttl: Duration,
     /// `CHECKOUT_IDEMPOTENCY_TTL_SECONDS`
     pub idempotency_ttl: Duration,
+    /// `CHECKOUT_RATE_LIMIT_PER_SECOND` (0: no limit)
+    pub rate_limit: u32,
+    /// `CHECKOUT_RATE_LIMIT_BURST`
+    pub rate_burst: u32,
+    /// `CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS`
+    pub shutdown_timeout: Duration,
     /// `CHECKOUT_SWEEP_INTERVAL_SECONDS`
     pub sweep_interval: Duration,
     /// `CHECKOUT_TOKEN_SECRET`
@@ -99,6 +105,8 @@ impl Config {
         if idempotency_ttl == 0 {
             problems.push("CHECKOUT_IDEMPOTENCY_TTL_SECONDS must be at least 1".into());
         }
+        let rate_limit: u32 = number(&get, "CHECKOUT_RATE_LIMIT_PER_SECOND", 0, &mut problems);
+        let rate_burst: u32 = number(&get, "CHECKOUT_RATE_LIMIT_BURST", rate_limit.saturating_mul(2), &mut problems);
         let public_url = get("CHECKOUT_PUBLIC_URL").unwrap_or_else(|| "http://localhost:4805".into());
         let lower = public_url.to_ascii_lowercase();
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {
@@ -116,6 +124,9 @@ impl Config {
             claim_keys,
             session_ttl: Duration::from_secs(session_ttl),
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
+            rate_limit,
+            rate_burst,
+            shutdown_timeout: Duration::from_secs(number(&get, "CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS", 30, &mut problems)),
             sweep_interval: Duration::from_secs(
                 number(&get, "CHECKOUT_SWEEP_INTERVAL_SECONDS", 15, &mut problems).max(1),
             ),

@@ -10,7 +10,7 @@ use server::startup::Application;
 fn main() -> ExitCode {
     // A missing .env is normal; the environment alone is enough.
     let _ = dotenvy::dotenv();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging();
     let args = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -59,5 +59,45 @@ fn serve(config: Config) -> ExitCode {
             eprintln!("checkout-server: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `RUST_LOG` filters; `LOG_FORMAT=json` writes one JSON object per line with the record's fields
+/// (`request_id`, `route`, `status`, …) beside `timestamp`, `level`, `target` and `message`.
+fn init_logging() {
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.format(|buf, record| {
+            use std::io::Write;
+            let mut fields = JsonFields(serde_json::Map::new());
+            let _ = record.key_values().visit(&mut fields);
+            let mut line = fields.0;
+            line.insert("timestamp".into(), domain::checkout::format_time(chrono::Utc::now()).into());
+            line.insert("level".into(), record.level().as_str().into());
+            line.insert("target".into(), record.target().into());
+            line.insert("message".into(), record.args().to_string().into());
+            writeln!(buf, "{}", serde_json::Value::Object(line))
+        });
+    }
+    builder.init();
+}
+
+struct JsonFields(serde_json::Map<String, serde_json::Value>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields {
+    fn visit_pair(&mut self, key: log::kv::Key<'kvs>, value: log::kv::Value<'kvs>) -> Result<(), log::kv::Error> {
+        let json = if let Some(n) = value.to_u64() {
+            n.into()
+        } else if let Some(n) = value.to_i64() {
+            n.into()
+        } else if let Some(f) = value.to_f64() {
+            f.into()
+        } else if let Some(b) = value.to_bool() {
+            b.into()
+        } else {
+            value.to_string().into()
+        };
+        self.0.insert(key.to_string(), json);
+        Ok(())
     }
 }

@@ -43,20 +43,47 @@ pub fn open_database(config: &Config) -> Result<Database, StartError> {
     Ok(database)
 }
 
-/// Expires sessions past their end even when nobody looks, every `interval`. Each replica runs
-/// one; every change is a compare-and-set, so they never fight over a session.
-fn spawn_sweeper(sessions: SessionService, interval: std::time::Duration) {
+/// Runs one background job on the blocking pool and counts it.
+async fn run_job(
+    metrics: &api::metrics::Metrics,
+    job: &str,
+    work: impl FnOnce() -> Result<usize, String> + Send + 'static,
+) {
+    let outcome = match actix_web::web::block(work).await.map_err(|e| e.to_string()).and_then(|r| r) {
+        Ok(rows) => {
+            metrics.job_rows.with_label_values(&[job]).inc_by(rows as u64);
+            if rows > 0 {
+                log::info!(job = job, rows = rows; "{job}: {rows} rows");
+            }
+            "ok"
+        }
+        Err(error) => {
+            log::warn!(job = job; "{job}: {error}");
+            "error"
+        }
+    };
+    metrics.job_runs.with_label_values(&[job, outcome]).inc();
+}
+
+/// Every `interval`: expires sessions past their end (even when nobody looks) and purges
+/// idempotency records past retention. Each replica runs these; every change is a compare-and-set
+/// or an idempotent delete, so replicas never fight. They stop with the server.
+fn spawn_jobs(
+    sessions: SessionService,
+    checkout: CheckoutService,
+    metrics: api::metrics::Metrics,
+    interval: std::time::Duration,
+) {
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(interval);
         loop {
             ticks.tick().await;
             let sessions = sessions.clone();
-            match actix_web::web::block(move || sessions.expire_due(SWEEP_BATCH)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(expired)) => log::info!("expired {expired} checkout sessions"),
-                Ok(Err(error)) => log::warn!("session sweeper: {error}"),
-                Err(error) => log::warn!("session sweeper: {error}"),
-            }
+            run_job(&metrics, "expire_sessions", move || sessions.expire_due(SWEEP_BATCH).map_err(|e| e.to_string()))
+                .await;
+            let checkout = checkout.clone();
+            run_job(&metrics, "purge_idempotency", move || checkout.purge_idempotency().map_err(|e| e.to_string()))
+                .await;
         }
     });
 }
@@ -105,7 +132,8 @@ impl Application {
             Arc::new(Sandbox),
             Arc::new(SystemClock),
         );
-        spawn_sweeper(sessions.clone(), config.sweep_interval);
+        let metrics = api::metrics::Metrics::new();
+
         let checkout = CheckoutService::new(
             Arc::new(CheckoutRepository::new(database.clone())),
             Arc::new(SystemClock),
@@ -116,27 +144,24 @@ impl Application {
                 idempotency_ttl: duration(config.idempotency_ttl, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS")?,
             },
         );
+        spawn_jobs(sessions.clone(), checkout.clone(), metrics.clone(), config.sweep_interval);
         let state = AppState {
+            limiter: api::ratelimit::RateLimiter::new(config.rate_limit, config.rate_burst).map(Arc::new),
+            metrics: metrics.clone(),
             checkout,
             sessions,
             urls,
             merchants: Arc::new(MerchantRepository::new(database.clone())),
+            diagnostics: Arc::new(database.clone()),
             require_https: config.environment == Environment::Production,
         };
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
-            App::new()
-                // Method, route pattern (`/c/{token}`, never the token), status and latency: never
-                // headers, bodies or paths, which carry secrets.
-                .wrap(
-                    middleware::Logger::new("%{method}xi %{route}xi %s %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string())
-                        .custom_request_replace("route", |req| req.match_pattern().unwrap_or_else(|| "-".into())),
-                )
-                .configure(api::configure(state.clone()))
+            App::new().wrap(middleware::from_fn(api::observe::requests)).configure(api::configure(state.clone()))
         })
         .listen(listener)?;
+        server = server.shutdown_timeout(config.shutdown_timeout.as_secs());
         if let Some(workers) = config.workers {
             server = server.workers(workers);
         }

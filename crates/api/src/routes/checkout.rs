@@ -2,12 +2,14 @@
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpResponse, ResponseError};
-use domain::checkout::{authenticate, Answer, Outcome};
+use domain::checkout::{authenticate, Answer, CheckoutError, Outcome};
 use serde_json::Value;
 
 use crate::auth::PresentedKey;
 use crate::body::read_json;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::observe::MerchantTag;
 use crate::validation::checkout_request;
 use crate::AppState;
 
@@ -22,6 +24,7 @@ pub async fn post(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(payload).await;
+    let metrics = state.metrics.clone();
     let answer = web::block(move || {
         let body = match body {
             Ok(body) => body,
@@ -31,10 +34,10 @@ pub async fn post(
             }
         };
         match checkout_request(body.as_ref(), state.require_https) {
-            Ok(request) => state
-                .checkout
-                .create(&key.0, request)
-                .map_err(|e| ApiError::from_checkout(e, body.as_ref().unwrap_or(&Value::Null))),
+            Ok(request) => state.checkout.create(&key.0, request).map_err(|error| {
+                count_refusal(&state.metrics, &error);
+                ApiError::from_checkout(error, body.as_ref().unwrap_or(&Value::Null))
+            }),
             Err(issues) => {
                 authenticate(state.merchants.as_ref(), &key.0).map_err(|e| ApiError::from_checkout(e, &Value::Null))?;
                 Err(ApiError::Validation(issues))
@@ -42,10 +45,24 @@ pub async fn post(
         }
     })
     .await??;
+    match (&answer.outcome, answer.replayed) {
+        (_, true) => metrics.replays.inc(),
+        (Outcome::Created(_), false) => metrics.checkouts_created.inc(),
+        (Outcome::ClaimAlreadyRedeemed, false) => {}
+    }
     Ok(respond(answer))
 }
 
-fn respond(Answer { outcome, replayed }: Answer) -> HttpResponse {
+fn count_refusal(metrics: &Metrics, error: &CheckoutError) {
+    match error {
+        CheckoutError::InvalidClaim(claim) => metrics.claim_rejections.with_label_values(&[claim.reason()]).inc(),
+        CheckoutError::KeyReused => metrics.idempotency_conflicts.with_label_values(&["key_reused"]).inc(),
+        CheckoutError::KeyInProgress => metrics.idempotency_conflicts.with_label_values(&["in_progress"]).inc(),
+        CheckoutError::Auth(_) | CheckoutError::Store(_) => {}
+    }
+}
+
+fn respond(Answer { outcome, replayed, merchant_id }: Answer) -> HttpResponse {
     let mut response = match outcome {
         Outcome::Created(session) => HttpResponse::Ok().json(session),
         Outcome::ClaimAlreadyRedeemed => ApiError::ClaimAlreadyRedeemed.error_response(),
@@ -53,5 +70,6 @@ fn respond(Answer { outcome, replayed }: Answer) -> HttpResponse {
     if replayed {
         response.headers_mut().insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
     }
+    response.extensions_mut().insert(MerchantTag(merchant_id.to_string()));
     response
 }

@@ -10,6 +10,7 @@ use domain::order::Mode;
 use domain::session::{CheckoutRecord, Paid, SessionError};
 use serde::Deserialize;
 
+use crate::observe::ErrorCause;
 use crate::page::{self, Notice, Render};
 use crate::AppState;
 
@@ -94,10 +95,6 @@ fn failure(state: &AppState, mode: Mode, error: SessionError) -> HttpResponse {
             (StatusCode::SERVICE_UNAVAILABLE, "Checkout is briefly unavailable. Please try again.")
         }
     };
-    match &error {
-        SessionError::Store(domain::ports::StoreError::Unexpected(cause)) => log::error!("checkout page: {cause}"),
-        other => log::warn!("checkout page: {other}"),
-    }
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
          content=\"width=device-width, initial-scale=1\"><title>Checkout</title><link rel=\"stylesheet\" \
@@ -105,7 +102,9 @@ fn failure(state: &AppState, mode: Mode, error: SessionError) -> HttpResponse {
          <h1>Something went wrong</h1><p>{}</p></section></main></body></html>",
         page::escape(message)
     );
-    secured(html(status, body), mode, state, None)
+    let mut response = secured(html(status, body), mode, state, None);
+    response.extensions_mut().insert(ErrorCause(format!("checkout page: {error}")));
+    response
 }
 
 /// Runs a page use case off the async executor; `None` when the blocking pool failed.

@@ -3,5 +3,6 @@
 pub mod assets;
 pub mod checkout;
 pub mod checkout_page;
+pub mod health;
 pub mod openapi;
 pub mod orders;
