@@ -292,7 +292,7 @@ impl CheckoutStore for CheckoutRepository {
                 let mut conn = pool.get().map_err(RepoError::from)?;
                 // The common case is one statement, its own transaction; anything else (a taken
                 // key, a claim with an open order) goes step by step in a transaction.
-                match CreateCheckout::new(checkout, &outcome).get_result::<bool>(&mut conn) {
+                match CreateCheckout::new(checkout, &outcome).get_result::<bool>(&mut **conn) {
                     Ok(true) => Ok(Redemption::Created),
                     Ok(false) | Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
                         conn.transaction(|conn| redeem_in!(conn, &Row::of(checkout), &outcome))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -22,9 +22,74 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrati
 const MIGRATION_LOCK: i64 = 4_805_001;
 
 /// A PostgreSQL pool.
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPool = Pool<Checked<PgConnection>>;
 /// A SQLite pool.
-pub type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
+pub type SqlitePool = Pool<Checked<SqliteConnection>>;
+
+/// A connection and when it last proved alive.
+pub struct Live<C> {
+    conn: C,
+    proved: Instant,
+}
+
+impl<C> std::fmt::Debug for Live<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").field("proved", &self.proved).finish_non_exhaustive()
+    }
+}
+
+impl<C> std::ops::Deref for Live<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.conn
+    }
+}
+
+impl<C> std::ops::DerefMut for Live<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.conn
+    }
+}
+
+/// diesel's connection manager with a cheap liveness check: a connection is pinged on checkout
+/// only if it has not proved alive within the last second. A ping on every checkout would cost a
+/// round trip per query; none at all would keep connections that a database restart killed in
+/// the pool forever (diesel does not notice a closed connection). This way a restart costs at
+/// most a second of failed requests per connection, and a busy pool pings each connection about
+/// once a second.
+pub struct Checked<C: R2D2Connection + 'static> {
+    inner: ConnectionManager<C>,
+}
+
+impl<C: R2D2Connection + 'static> std::fmt::Debug for Checked<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Checked")
+    }
+}
+
+/// How long a connection that answered is trusted without a ping.
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+impl<C: R2D2Connection + Send + 'static> ManageConnection for Checked<C> {
+    type Connection = Live<C>;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Live<C>, diesel::r2d2::Error> {
+        Ok(Live { conn: self.inner.connect()?, proved: Instant::now() })
+    }
+
+    fn is_valid(&self, live: &mut Live<C>) -> Result<(), diesel::r2d2::Error> {
+        if live.proved.elapsed() >= TRUSTED_FOR {
+            live.conn.ping().map_err(diesel::r2d2::Error::QueryError)?;
+            live.proved = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn has_broken(&self, live: &mut Live<C>) -> bool {
+        self.inner.has_broken(&mut live.conn)
+    }
+}
 
 /// How to connect.
 #[derive(Debug, Clone)]
@@ -66,7 +131,7 @@ impl SqliteWriter {
 
     fn start(path: &str, settings: SqliteSettings, max_wait: Duration) -> Result<Self, RepoError> {
         let mut conn = SqliteConnection::establish(path).map_err(|e| RepoError::Unavailable(e.to_string()))?;
-        settings.on_acquire(&mut conn).map_err(|e| RepoError::Unavailable(e.to_string()))?;
+        settings.apply(&mut conn).map_err(|e| RepoError::Unavailable(e.to_string()))?;
         let (jobs, queue) = mpsc::sync_channel::<Job>(Self::QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -111,12 +176,12 @@ macro_rules! with_conn {
         match $db {
             $crate::db::Database::Postgres(pool) => {
                 let mut pooled = pool.get().map_err($crate::error::RepoError::from)?;
-                let $conn = &mut *pooled;
+                let $conn = &mut **pooled;
                 $body
             }
             $crate::db::Database::Sqlite { pool, .. } => {
                 let mut pooled = pool.get().map_err($crate::error::RepoError::from)?;
-                let $conn = &mut *pooled;
+                let $conn = &mut **pooled;
                 $body
             }
         }
@@ -146,15 +211,20 @@ struct SqliteSettings {
     busy_timeout_ms: u128,
 }
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettings {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+impl SqliteSettings {
+    fn apply(&self, conn: &mut SqliteConnection) -> Result<(), diesel::result::Error> {
         // FULL: a commit is on disk before the response leaves, so an acknowledged order survives
         // a power cut, not only a crash.
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
             self.busy_timeout_ms
         ))
-        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+impl CustomizeConnection<Live<SqliteConnection>, diesel::r2d2::Error> for SqliteSettings {
+    fn on_acquire(&self, conn: &mut Live<SqliteConnection>) -> Result<(), diesel::r2d2::Error> {
+        self.apply(conn).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -163,8 +233,8 @@ struct PgSettings {
     lock_timeout_ms: u128,
 }
 
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSettings {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+impl CustomizeConnection<Live<PgConnection>, diesel::r2d2::Error> for PgSettings {
+    fn on_acquire(&self, conn: &mut Live<PgConnection>) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!("SET lock_timeout = {}; SET TIME ZONE 'UTC';", self.lock_timeout_ms))
             .map_err(diesel::r2d2::Error::QueryError)
     }
@@ -194,20 +264,16 @@ impl Database {
             let settings = SqliteSettings { busy_timeout_ms: wait };
             let pool = Pool::builder()
                 .max_size(options.pool_size)
-                .test_on_check_out(false)
                 .connection_timeout(options.lock_wait)
                 .connection_customizer(Box::new(settings))
-                .build(ConnectionManager::<SqliteConnection>::new(path))?;
+                .build(Checked { inner: ConnectionManager::<SqliteConnection>::new(path) })?;
             Ok(Database::Sqlite { pool, writer: SqliteWriter::start(path, settings, options.lock_wait)? })
         } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
-            // No `SELECT 1` before every use: that round trip would cost more than the queries it
-            // guards; a connection that breaks is discarded when it is returned.
             let pool = Pool::builder()
                 .max_size(options.pool_size)
-                .test_on_check_out(false)
                 .connection_timeout(options.lock_wait)
                 .connection_customizer(Box::new(PgSettings { lock_timeout_ms: wait }))
-                .build(ConnectionManager::<PgConnection>::new(&options.url))?;
+                .build(Checked { inner: ConnectionManager::<PgConnection>::new(&options.url) })?;
             Ok(Database::Postgres(pool))
         } else {
             Err(RepoError::Unavailable("DATABASE_URL must start with sqlite:// or postgres://".into()))

@@ -28,6 +28,9 @@ impl From<diesel::result::Error> for RepoError {
                 info,
             ) => RepoError::Unavailable(info.message().to_owned()),
             Error::DatabaseError(_, info) if is_lock_timeout(info.message()) => RepoError::LockTimeout,
+            Error::DatabaseError(_, info) if is_connection_lost(info.message()) => {
+                RepoError::Unavailable(info.message().to_owned())
+            }
             _ => RepoError::Unexpected(Box::new(error)),
         }
     }
@@ -36,6 +39,21 @@ impl From<diesel::result::Error> for RepoError {
 fn is_lock_timeout(message: &str) -> bool {
     // PostgreSQL: "canceling statement due to lock timeout"; SQLite: "database is locked".
     message.contains("lock timeout") || message.contains("database is locked")
+}
+
+/// The database went away or is restarting (PostgreSQL's admin shutdown, crash recovery, a
+/// dropped socket): the request may succeed when retried.
+fn is_connection_lost(message: &str) -> bool {
+    const SIGNS: [&str; 7] = [
+        "terminating connection",
+        "server closed the connection",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "connection to server",
+        "no connection to the server",
+    ];
+    SIGNS.iter().any(|sign| message.contains(sign))
 }
 
 impl From<r2d2::Error> for RepoError {

@@ -88,3 +88,164 @@ on_both_backends!(
     a_failure_mid_transaction_leaves_nothing_and_a_retry_succeeds,
     a_request_stuck_behind_a_held_lock_fails_fast_and_stores_nothing,
 );
+
+/// A PostgreSQL server of the test's own, in a temporary folder on a free port, that the test may
+/// stop and start. As root it runs as the `postgres` user (PostgreSQL refuses to run as root).
+struct OwnPostgres {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnPostgres {
+    fn command(&self, tool: &str) -> std::process::Command {
+        let path = self.bin.join(tool);
+        let mut command = if unsafe_is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        };
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        command
+    }
+
+    fn start_new() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions.filter_map(Result::ok).map(|v| v.path().join("bin")).find(|b| b.join("initdb").exists())
+            })
+            .expect("PostgreSQL's server binaries (initdb, pg_ctl) under /usr/lib/postgresql");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("checkout-pg-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        if unsafe_is_root() {
+            assert!(std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let pg = Self { bin, dir, port };
+        let data = pg.dir.join("data");
+        assert!(pg
+            .command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["--auth=trust", "-U", "postgres"])
+            .status()
+            .unwrap()
+            .success());
+        pg.start();
+        pg
+    }
+
+    fn start(&self) {
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display());
+        let started = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-o", &options, "-l"])
+            .arg(self.dir.join("log"))
+            .args(["-w", "start"])
+            .status()
+            .unwrap();
+        assert!(started.success(), "own PostgreSQL did not start");
+    }
+
+    fn stop(&self) {
+        let stopped =
+            self.command("pg_ctl").arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "stop"]).status();
+        assert!(stopped.unwrap().success(), "own PostgreSQL did not stop");
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// Under steady load, PostgreSQL goes down and comes back: requests fail fast with 503 while it is
+/// down, never hang or 500, succeed again once it is back without a restart of the server, and
+/// every acknowledged order is there.
+#[test]
+fn requests_fail_fast_while_postgres_is_down_and_recover_when_it_returns() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    let pg = OwnPostgres::start_new();
+    let db = crate::helpers::TestDb::at(&pg.url());
+    let app =
+        TestApp::spawn_on(db, domain::claim::ClaimSigner::generate(), &[("CHECKOUT_IDEMPOTENCY_WAIT_MS", "1000")]);
+    let merchant = app.new_merchant();
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<(Instant, u16, Duration, String)>> = Mutex::new(Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(90);
+
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                // Bounded: until told to stop, and never past the deadline.
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let body = app.checkout_body(&merchant);
+                    let started = Instant::now();
+                    let response = app.post_checkout(&merchant.key, &body);
+                    let error = response.json()["error"].as_str().unwrap_or_default().to_owned();
+                    results.lock().unwrap().push((started, response.status, started.elapsed(), error));
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        }
+        let count_ok = || results.lock().unwrap().iter().filter(|r| r.1 == 200).count();
+        let wait_until = |what: &str, check: &dyn Fn() -> bool| {
+            let limit = Instant::now() + Duration::from_secs(30);
+            while !check() {
+                assert!(Instant::now() < limit, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        wait_until("successes before the outage", &|| count_ok() >= 20);
+        pg.stop();
+        let down_from = Instant::now();
+        std::thread::sleep(Duration::from_secs(3));
+        let down_until = Instant::now();
+        pg.start();
+        let before = count_ok();
+        wait_until("successes after the outage", &|| count_ok() >= before + 20);
+        stop.store(true, Ordering::Relaxed);
+
+        let results = results.lock().unwrap();
+        // Requests that started and ended while the database was down (one that waited across the
+        // restart may well succeed).
+        let during: Vec<_> =
+            results.iter().filter(|r| r.0 > down_from + Duration::from_millis(200) && r.0 + r.2 < down_until).collect();
+        assert!(!during.is_empty(), "requests were sent while the database was down");
+        for (_, status, took, error) in &during {
+            assert_eq!((*status, error.as_str()), (503, "unavailable"), "while down");
+            assert!(*took < Duration::from_secs(5), "failed fast, not after {took:?}");
+        }
+        assert!(results.iter().all(|r| r.1 == 200 || (r.1 == 503 && r.3 == "unavailable")), "no 500s, no other errors");
+        let acknowledged = results.iter().filter(|r| r.1 == 200).count() as i64;
+        assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders"), acknowledged, "every acknowledged order, no other");
+    });
+}

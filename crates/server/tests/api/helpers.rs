@@ -73,6 +73,13 @@ impl TestDb {
         }
     }
 
+    /// A database the test owns elsewhere (its own PostgreSQL server): nothing to drop.
+    pub fn at(url: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("checkout-test-{}", &random_token().expose()[..16]));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self { url: url.to_owned(), dir, pg_schema: None }
+    }
+
     /// The same database for a second server: dropping it leaves the database in place.
     pub fn shared(&self) -> Self {
         let dir = self.dir.join("replica");
@@ -113,11 +120,11 @@ macro_rules! on_conn {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
             Database::Postgres(pool) => {
-                let $conn = &mut *pool.get().expect("pg connection");
+                let $conn = &mut **pool.get().expect("pg connection");
                 $body
             }
             Database::Sqlite { pool, .. } => {
-                let $conn = &mut *pool.get().expect("sqlite connection");
+                let $conn = &mut **pool.get().expect("sqlite connection");
                 $body
             }
         }
