@@ -40,9 +40,9 @@ pub enum ApiError {
     /// 409: the order has ended otherwise (paid, expired) or is being paid.
     #[error("the order cannot be cancelled: {0}")]
     NotCancellable(String),
-    /// 405.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// 405; carries the methods the resource allows.
+    #[error("method not allowed; this resource allows {0}")]
+    MethodNotAllowed(&'static str),
     /// 503: the database is down or overloaded.
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(String),
@@ -63,7 +63,7 @@ impl ApiError {
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::NotFound => "not_found",
             ApiError::NotCancellable(_) => "order_not_cancellable",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -92,7 +92,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -106,6 +106,9 @@ impl ResponseError for ApiError {
             }
             ApiError::IdempotencyInProgress | ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::MethodNotAllowed(allowed) => {
+                response.insert_header((header::ALLOW, *allowed));
             }
             ApiError::RateLimited(seconds) => {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));

@@ -23,7 +23,7 @@ mod validation;
 pub use auth::{AuthenticatedMerchant, PresentedKey};
 pub use body::MAX_BODY_BYTES;
 pub use error::ApiError;
-pub use routes::openapi::DOCUMENT as OPENAPI_DOCUMENT;
+pub use routes::openapi::{DOCUMENT as OPENAPI_DOCUMENT, DOCUMENT_JSON as OPENAPI_JSON};
 
 /// What handlers share.
 #[derive(Clone)]
@@ -64,22 +64,27 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             cfg.service(
                 web::resource(format!("{prefix}/checkout"))
                     .route(web::post().to(routes::checkout::post))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(only("POST")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/orders/{{order_id}}"))
                     .route(web::get().to(routes::orders::get))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(only("GET")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/orders/{{order_id}}/cancel"))
                     .route(web::post().to(routes::orders::cancel))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(only("POST")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/openapi.yaml"))
-                    .route(web::get().to(routes::openapi::get))
-                    .default_service(web::to(method_not_allowed)),
+                    .route(web::get().to(routes::openapi::yaml))
+                    .default_service(only("GET")),
+            );
+            cfg.service(
+                web::resource(format!("{prefix}/openapi.json"))
+                    .route(web::get().to(routes::openapi::json))
+                    .default_service(only("GET")),
             );
         }
         for (mode, base) in [(Mode::Hosted, "/c"), (Mode::Embedded, "/embed")] {
@@ -97,6 +102,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.route("/readyz", web::get().to(routes::health::ready));
         cfg.route("/assets/checkout.css", web::get().to(routes::assets::css));
         cfg.route("/assets/checkout.js", web::get().to(routes::assets::js));
+        cfg.route("/assets/docs.js", web::get().to(routes::assets::docs_js));
+        cfg.route("/docs", web::get().to(routes::openapi::docs));
         cfg.default_service(web::to(not_found));
     }
 }
@@ -105,6 +112,7 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The answer to any other method on a resource that allows only `allowed`.
+fn only(allowed: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allowed)) })
 }

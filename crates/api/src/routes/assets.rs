@@ -20,3 +20,8 @@ pub async fn css() -> HttpResponse {
 pub async fn js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", include_str!("../../assets/checkout.js"))
 }
+
+/// `GET /assets/docs.js`
+pub async fn docs_js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", include_str!("../../assets/docs.js"))
+}

@@ -94,6 +94,7 @@ fn unknown_routes_and_methods_answer_json(backend: Backend) {
     let wrong_method = app.request("GET", "/checkout", &[]);
     assert_eq!(wrong_method.status, 405);
     assert_eq!(wrong_method.json()["error"], "method_not_allowed");
+    assert_eq!(wrong_method.header("allow"), Some("POST"));
 }
 
 on_both_backends!(
@@ -144,4 +145,28 @@ fn the_served_document_keeps_the_seed_operation_unchanged() {
         let served_block = block(&served.text, marker);
         assert!(served_block.starts_with(seed_block.trim_end()), "{marker:?} changed:\n{served_block}");
     }
+}
+
+#[test]
+fn the_contract_is_served_as_json_with_a_readable_page() {
+    let app = TestApp::spawn(Backend::Sqlite);
+    let served = app.request("GET", "/openapi.json", &[]);
+    assert_eq!(served.status, 200);
+    let document = served.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    let operation = &document["paths"]["/checkout"]["post"];
+    assert_eq!(operation["operationId"], "postCheckout");
+    let required = &operation["requestBody"]["content"]["application/json"]["schema"]["required"];
+    assert_eq!(required, &serde_json::json!(["checkoutClaim", "mode", "successUrl", "cancelUrl", "idempotencyKey"]));
+    for code in ["200", "400", "401", "403", "500"] {
+        assert!(operation["responses"][code].is_object(), "{code} missing");
+    }
+    let issue =
+        &operation["responses"]["400"]["content"]["application/json"]["schema"]["properties"]["issues"]["items"];
+    assert_eq!(issue["required"], serde_json::json!(["kind", "type", "expected", "received", "message", "path"]));
+    assert!(document["paths"]["/orders/{orderId}"]["get"].is_object());
+    let page = app.request("GET", "/docs", &[]);
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("/assets/docs.js") && !page.text.contains("https://"), "no external resources");
+    assert_eq!(app.request("GET", "/assets/docs.js", &[]).status, 200);
 }
