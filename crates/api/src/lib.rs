@@ -18,7 +18,7 @@ pub mod observe;
 mod page;
 pub mod ratelimit;
 mod routes;
-mod validation;
+pub mod validation;
 
 pub use auth::{AuthenticatedMerchant, PresentedKey};
 pub use body::MAX_BODY_BYTES;
