@@ -184,6 +184,15 @@ fn unsafe_is_root() -> bool {
     std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
+/// One request of the load, as its client saw it.
+struct Sent {
+    started: std::time::Instant,
+    status: u16,
+    took: std::time::Duration,
+    error: String,
+    body: serde_json::Value,
+}
+
 /// Under steady load, PostgreSQL goes down and comes back: requests fail fast with 503 while it is
 /// down, never hang or 500, and succeed again once it is back without a restart of the server.
 /// Every acknowledged order is there; a request that got 503 may or may not have committed (the
@@ -201,7 +210,7 @@ fn requests_fail_fast_while_postgres_is_down_and_recover_when_it_returns() {
         TestApp::spawn_on(db, domain::claim::ClaimSigner::generate(), &[("CHECKOUT_IDEMPOTENCY_WAIT_MS", "1000")]);
     let merchant = app.new_merchant();
     let stop = AtomicBool::new(false);
-    let results: Mutex<Vec<(Instant, u16, Duration, String, serde_json::Value)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Sent>> = Mutex::new(Vec::new());
     let lock = || results.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let deadline = Instant::now() + Duration::from_secs(90);
 
@@ -214,12 +223,12 @@ fn requests_fail_fast_while_postgres_is_down_and_recover_when_it_returns() {
                     let started = Instant::now();
                     let response = app.post_checkout(&merchant.key, &body);
                     let error = response.json()["error"].as_str().unwrap_or_default().to_owned();
-                    lock().push((started, response.status, started.elapsed(), error, body));
+                    lock().push(Sent { started, status: response.status, took: started.elapsed(), error, body });
                     std::thread::sleep(Duration::from_millis(20));
                 }
             });
         }
-        let count_ok = || lock().iter().filter(|r| r.1 == 200).count();
+        let count_ok = || lock().iter().filter(|r| r.status == 200).count();
         let wait_until = |what: &str, check: &dyn Fn() -> bool| {
             let limit = Instant::now() + Duration::from_secs(30);
             while !check() {
@@ -243,19 +252,22 @@ fn requests_fail_fast_while_postgres_is_down_and_recover_when_it_returns() {
     let results = lock();
     // Requests that started and ended while the database was down (one that waited across the
     // restart may well succeed).
-    let during: Vec<_> =
-        results.iter().filter(|r| r.0 > down_from + Duration::from_millis(200) && r.0 + r.2 < down_until).collect();
+    let during: Vec<_> = results
+        .iter()
+        .filter(|r| r.started > down_from + Duration::from_millis(200) && r.started + r.took < down_until)
+        .collect();
     assert!(!during.is_empty(), "requests were sent while the database was down");
-    for (_, status, took, error, _) in &during {
-        assert_eq!((*status, error.as_str()), (503, "unavailable"), "while down");
-        assert!(*took < Duration::from_secs(5), "failed fast, not after {took:?}");
+    for sent in &during {
+        assert_eq!((sent.status, sent.error.as_str()), (503, "unavailable"), "while down");
+        assert!(sent.took < Duration::from_secs(5), "failed fast, not after {:?}", sent.took);
     }
-    assert!(results.iter().all(|r| r.1 == 200 || (r.1 == 503 && r.3 == "unavailable")), "no 500s, no other errors");
-    let acknowledged = results.iter().filter(|r| r.1 == 200).count() as i64;
+    let failed_as_documented = |r: &Sent| r.status == 200 || (r.status == 503 && r.error == "unavailable");
+    assert!(results.iter().all(failed_as_documented), "no 500s, no other errors");
+    let acknowledged = results.iter().filter(|r| r.status == 200).count() as i64;
     let orders = app.count("SELECT COUNT(*) AS n FROM orders");
     assert!(orders >= acknowledged, "every acknowledged order is there");
-    for (_, _, _, _, body) in results.iter().filter(|r| r.1 != 200) {
-        let retried = app.post_checkout(&merchant.key, body);
+    for sent in results.iter().filter(|r| r.status != 200) {
+        let retried = app.post_checkout(&merchant.key, &sent.body);
         assert_eq!(retried.status, 200, "a retry with the same key succeeds: {}", retried.text);
     }
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders"), results.len() as i64, "one order per key, no other");
