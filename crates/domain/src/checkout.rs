@@ -16,6 +16,8 @@ use crate::order::Mode;
 use crate::ports::MerchantStore;
 use crate::ports::{CheckoutStore, Clock, IdempotencyScope, NewCheckout, Redemption, StoreError};
 use crate::secret::{base62, ApiKeySecret, Secret, SecretHash};
+use crate::session::OrderView;
+use crate::webhook::{EventType, NewEvent};
 
 /// An absolute `http(s)` URL the consumer is sent back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,7 +259,10 @@ impl CheckoutService {
             mode: request.mode,
             expires_at: format_time(expires_at),
         };
+        let view = OrderView::opened(order_id, payment_id, caller.livemode, &claim, request.mode, expires_at, now);
+        let event = NewEvent::about(EventType::OrderCreated, &view, caller.merchant_id, caller.livemode, now);
         let checkout = NewCheckout {
+            event,
             token_hash: SecretHash::of(self.urls.token(&order_id.to_string()).expose()),
             scope,
             fingerprint: fingerprint.clone(),

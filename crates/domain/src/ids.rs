@@ -100,6 +100,17 @@ prefixed_id!(
     "key"
 );
 
+prefixed_id!(
+    /// A webhook event: the same id on every delivery and retry.
+    EventId,
+    "evt"
+);
+prefixed_id!(
+    /// A merchant's webhook endpoint.
+    EndpointId,
+    "we"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

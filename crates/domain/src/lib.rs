@@ -15,3 +15,4 @@ pub mod payment;
 pub mod ports;
 pub mod secret;
 pub mod session;
+pub mod webhook;

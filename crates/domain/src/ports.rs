@@ -78,6 +78,8 @@ pub struct NewCheckout {
     pub created_at: DateTime<Utc>,
     /// Records under the key made at or before this are past retention and may be replaced.
     pub stale_before: DateTime<Utc>,
+    /// `order.created`, for the webhook outbox.
+    pub event: crate::webhook::NewEvent,
 }
 
 /// What became of a redemption attempt.

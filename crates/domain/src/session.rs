@@ -4,6 +4,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::checkout::format_time;
+use crate::webhook::{EventType, NewEvent};
 
 use crate::ids::{MerchantId, OrderId, PaymentId};
 use crate::lifecycle::{ChargeEnd, Checkout, Refused};
@@ -68,13 +72,165 @@ pub struct CheckoutRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An order as `GET /orders/{id}` shows it, and as webhook events carry it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    /// `ord_…`
+    pub id: String,
+    /// `pending`, `paid`, `cancelled` or `expired`.
+    pub status: &'static str,
+    /// Test or live.
+    pub livemode: bool,
+    /// ISO 4217, lower-case.
+    pub currency: String,
+    /// Minor units.
+    pub amount_total: i64,
+    /// What is sold.
+    pub items: Vec<LineItem>,
+    /// The payment.
+    pub payment: PaymentView,
+    /// The checkout page.
+    pub session: SessionView,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// The payment part of an [`OrderView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView {
+    /// `pay_…`
+    pub id: String,
+    /// `pending`, `processing`, `succeeded` or `failed`.
+    pub status: &'static str,
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217, lower-case.
+    pub currency: String,
+    /// The most recent charge tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<AttemptView>,
+}
+
+/// A charge tried, in an [`OrderView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    /// `succeeded` or `failed`.
+    pub outcome: &'static str,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<&'static str>,
+    /// Brand and last four digits.
+    pub card: CardView,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// What is kept of a card.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CardView {
+    /// `visa`, …
+    pub brand: String,
+    /// The last four digits.
+    pub last4: String,
+}
+
+/// The session part of an [`OrderView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    /// `open`, `complete`, `expired` or `cancelled`.
+    pub status: &'static str,
+    /// `hosted` or `embedded`.
+    pub mode: &'static str,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
 /// A merchant URL with `{ORDER_ID}` (also percent-encoded) replaced by the order id.
 fn with_order_id(url: &str, order_id: OrderId) -> String {
     let id = order_id.to_string();
     url.replace("{ORDER_ID}", &id).replace("%7BORDER_ID%7D", &id).replace("%7Border_id%7D", &id)
 }
 
+impl OrderView {
+    /// A new order as `POST /checkout` makes it: pending, with an open session.
+    pub fn opened(
+        order_id: OrderId,
+        payment_id: PaymentId,
+        livemode: Livemode,
+        claim: &crate::claim::VerifiedClaim,
+        mode: Mode,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        use crate::order::{OrderStatus, PaymentStatus, SessionStatus};
+        Self {
+            id: order_id.to_string(),
+            status: OrderStatus::Pending.as_str(),
+            livemode: livemode.is_live(),
+            currency: claim.currency.as_str().to_owned(),
+            amount_total: claim.amount_total,
+            items: claim.items.clone(),
+            payment: PaymentView {
+                id: payment_id.to_string(),
+                status: PaymentStatus::Pending.as_str(),
+                amount: claim.amount_total,
+                currency: claim.currency.as_str().to_owned(),
+                last_attempt: None,
+            },
+            session: SessionView {
+                status: SessionStatus::Open.as_str(),
+                mode: mode.as_str(),
+                expires_at: format_time(expires_at),
+            },
+            created_at: format_time(now),
+            updated_at: format_time(now),
+        }
+    }
+}
+
 impl CheckoutRecord {
+    /// The order as the merchant sees it.
+    pub fn view(&self) -> OrderView {
+        OrderView {
+            id: self.order_id.to_string(),
+            status: self.state.order.as_str(),
+            livemode: self.livemode.is_live(),
+            currency: self.currency.as_str().to_owned(),
+            amount_total: self.amount_total,
+            items: self.items.clone(),
+            payment: PaymentView {
+                id: self.payment_id.to_string(),
+                status: self.state.payment.as_str(),
+                amount: self.amount_total,
+                currency: self.currency.as_str().to_owned(),
+                last_attempt: self.last_attempt.as_ref().map(|a| AttemptView {
+                    outcome: if a.succeeded { "succeeded" } else { "failed" },
+                    decline_code: a.decline_code.map(DeclineCode::as_str),
+                    card: CardView { brand: a.card_brand.clone(), last4: a.card_last4.clone() },
+                    created_at: format_time(a.created_at),
+                }),
+            },
+            session: SessionView {
+                status: self.state.session.as_str(),
+                mode: self.mode.as_str(),
+                expires_at: format_time(self.state.expires_at),
+            },
+            created_at: format_time(self.created_at),
+            updated_at: format_time(self.updated_at),
+        }
+    }
+
+    /// An event about this checkout as it now stands.
+    pub fn event(&self, event_type: EventType, at: DateTime<Utc>) -> NewEvent {
+        NewEvent::about(event_type, &self.view(), self.merchant_id, self.livemode, at)
+    }
+
     /// Where a paid checkout sends the consumer.
     pub fn success_redirect(&self) -> String {
         with_order_id(&self.success_url, self.order_id)
@@ -100,18 +256,34 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Option<CheckoutRecord>, StoreError>;
 
     /// In one transaction: moves the checkout's records from `from` to `to` if they still stand at
-    /// `from` (and records `attempt`); `false`, with nothing written, if anything had moved.
-    fn transition(
-        &self,
-        order_id: OrderId,
-        from: Checkout,
-        to: Checkout,
-        attempt: Option<&Attempt>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    /// `from`, records `attempt`, and writes `event` to the webhook outbox; `false`, with nothing
+    /// written, if anything had moved.
+    fn transition(&self, order_id: OrderId, change: Transition<'_>) -> Result<bool, StoreError>;
 
-    /// Orders whose open session ended at or before `now`, at most `limit` of them.
-    fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(OrderId, Checkout)>, StoreError>;
+    /// Checkouts whose open session ended at or before `now`, at most `limit` of them.
+    fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError>;
+}
+
+/// One compare-and-set change of a checkout, with what it leaves behind.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    /// Where the records must still stand.
+    pub from: Checkout,
+    /// Where they move.
+    pub to: Checkout,
+    /// A charge's record, if the change ends one.
+    pub attempt: Option<&'a Attempt>,
+    /// The webhook event the change causes, if any.
+    pub event: Option<&'a NewEvent>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl<'a> Transition<'a> {
+    /// A change that leaves nothing behind but the new statuses.
+    pub fn plain(from: Checkout, to: Checkout, at: DateTime<Utc>) -> Self {
+        Self { from, to, attempt: None, event: None, at }
+    }
 }
 
 /// What a pay attempt came to.
@@ -202,7 +374,7 @@ impl SessionService {
         if !self.provider.supports(record.livemode) {
             return Err(SessionError::ModeUnsupported);
         }
-        if !self.store.transition(record.order_id, record.state, charging, None, now)? {
+        if !self.store.transition(record.order_id, Transition::plain(record.state, charging, now))? {
             // Another submission got there first.
             let current = self.by_token(token)?;
             let refused = current.state.begin_charge(now).err().unwrap_or(Refused::InProgress);
@@ -224,7 +396,7 @@ impl SessionService {
             Err(error) => {
                 // Nothing was charged: free the payment for another try.
                 let failed = charging.end_charge(ChargeEnd::Failed).map_err(|_| SessionError::Conflict)?;
-                self.store.transition(record.order_id, charging, failed, None, self.clock.now())?;
+                self.store.transition(record.order_id, Transition::plain(charging, failed, self.clock.now()))?;
                 return Err(error.into());
             }
         };
@@ -238,10 +410,15 @@ impl SessionService {
             card_last4: card.last4().to_owned(),
             created_at: self.clock.now(),
         };
-        if !self.store.transition(record.order_id, charging, ended, Some(&attempt), attempt.created_at)? {
+        let at = attempt.created_at;
+        let record = CheckoutRecord { state: ended, last_attempt: Some(attempt), updated_at: at, ..record };
+        let event_type = if decline.is_none() { EventType::OrderCompleted } else { EventType::PaymentFailed };
+        let event = record.event(event_type, at);
+        let change =
+            Transition { from: charging, to: ended, attempt: record.last_attempt.as_ref(), event: Some(&event), at };
+        if !self.store.transition(record.order_id, change)? {
             return Err(SessionError::Conflict);
         }
-        let record = CheckoutRecord { state: ended, last_attempt: Some(attempt), ..record };
         Ok(match decline {
             None => Paid::Succeeded(record),
             Some(code) => Paid::Declined(record, code),
@@ -256,8 +433,12 @@ impl SessionService {
         match record.state.cancel(now) {
             Ok(cancelled) if cancelled == record.state => Ok(Ok(record)),
             Ok(cancelled) => {
-                if self.store.transition(record.order_id, record.state, cancelled, None, now)? {
-                    Ok(Ok(CheckoutRecord { state: cancelled, ..record }))
+                let from = record.state;
+                let record = CheckoutRecord { state: cancelled, updated_at: now, ..record };
+                let event = record.event(EventType::OrderCancelled, now);
+                let change = Transition { event: Some(&event), ..Transition::plain(from, cancelled, now) };
+                if self.store.transition(record.order_id, change)? {
+                    Ok(Ok(record))
                 } else {
                     Err(SessionError::Conflict)
                 }
@@ -295,9 +476,13 @@ impl SessionService {
     pub fn expire_due(&self, batch: i64) -> Result<usize, SessionError> {
         let now = self.clock.now();
         let mut expired = 0;
-        for (order_id, state) in self.store.due_for_expiry(now, batch)? {
-            if let Ok(next) = state.expire(now) {
-                if self.store.transition(order_id, state, next, None, now)? {
+        for record in self.store.due_for_expiry(now, batch)? {
+            if let Ok(next) = record.state.expire(now) {
+                let from = record.state;
+                let record = CheckoutRecord { state: next, updated_at: now, ..record };
+                let event = record.event(EventType::OrderExpired, now);
+                let change = Transition { event: Some(&event), ..Transition::plain(from, next, now) };
+                if self.store.transition(record.order_id, change)? {
                     expired += 1;
                 }
             }

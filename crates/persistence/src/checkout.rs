@@ -8,12 +8,15 @@ use domain::idempotency::{Fingerprint, IdempotencyRecord, StoredOutcome};
 use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
 use domain::ports::{CheckoutStore, KeyLookup, NewCheckout, Redemption, StoreError};
 use domain::secret::SecretHash;
+use domain::webhook::EventType;
 
 use crate::db::{with_conn, Database};
 use crate::error::{RepoError, TxEnd};
 use crate::merchant::KeyRecordRow;
+use crate::outbox::write_event;
 use crate::postgres::CreateCheckout;
 use crate::schema::{api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payments};
+use crate::session::{load, record};
 
 /// Implements [`CheckoutStore`] on either backend.
 #[derive(Debug, Clone)]
@@ -141,6 +144,7 @@ macro_rules! create_order {
             // A pending order of the same claim makes this a no-op (the partial unique index).
             if diesel::insert_into(orders::table).values(&order).on_conflict_do_nothing().execute($conn)? == 1 {
                 insert_lines!($conn, r);
+                write_event!($conn, &c.event);
                 outcome = Ok(Redemption::Created);
                 break;
             }
@@ -176,6 +180,10 @@ macro_rules! create_order {
                         checkout_sessions::updated_at.eq(r.now),
                     ))
                     .execute($conn)?;
+                    if let Some(found) = load!($conn, orders::id.eq(&stale_id)) {
+                        let expired = record(found)?.event(EventType::OrderExpired, c.created_at);
+                        write_event!($conn, &expired);
+                    }
                 }
                 // The open order changed state meanwhile: try the insert again.
                 None => {}

@@ -7,6 +7,7 @@ mod checkout;
 mod db;
 mod error;
 mod merchant;
+mod outbox;
 mod postgres;
 mod schema;
 mod session;

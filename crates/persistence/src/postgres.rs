@@ -1,5 +1,5 @@
-//! PostgreSQL's fast path for a checkout: the order, its lines, payment, session and idempotency
-//! record in one statement (data-modifying CTEs), prepared once per connection and committed as its
+//! PostgreSQL's fast path for a checkout: the order, its lines, payment, session, idempotency
+//! record and (when an endpoint listens) its `order.created` webhook event in one statement (data-modifying CTEs), prepared once per connection and committed as its
 //! own transaction. Round trips, not rows, are what a create costs on PostgreSQL; this makes the
 //! common case one instead of eight.
 //!
@@ -14,6 +14,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamp}
 use diesel::{QueryResult, RunQueryDsl};
 use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
 use domain::ports::NewCheckout;
+use domain::webhook::{subscription_pattern, EndpointStatus};
 
 /// Inserts a whole checkout; answers whether the order was created.
 pub(crate) struct CreateCheckout<'a> {
@@ -31,6 +32,8 @@ pub(crate) struct CreateCheckout<'a> {
     quantities: Vec<i64>,
     unit_amounts: Vec<i64>,
     amounts: Vec<i64>,
+    event_id: String,
+    event_pattern: String,
 }
 
 impl<'a> CreateCheckout<'a> {
@@ -51,6 +54,8 @@ impl<'a> CreateCheckout<'a> {
             quantities: items.iter().map(|i| i.quantity).collect(),
             unit_amounts: items.iter().map(|i| i.unit_amount).collect(),
             amounts: items.iter().map(|i| i.amount).collect(),
+            event_id: c.event.id.to_string(),
+            event_pattern: subscription_pattern(c.event.event_type),
         }
     }
 }
@@ -102,6 +107,11 @@ impl QueryFragment<Pg> for CreateCheckout<'_> {
         param!(Text, c.mode.as_str(), "mode");
         param!(Text, &c.success_url, "success_url");
         param!(Text, &c.cancel_url, "cancel_url");
+        param!(Text, &self.event_id, "event_id");
+        param!(Text, c.event.event_type.as_str(), "event_type");
+        param!(Text, &c.event.payload, "event_payload");
+        param!(Text, &self.event_pattern, "event_pattern");
+        param!(Text, EndpointStatus::Enabled.as_str(), "endpoint_enabled");
         out.push_bind_param::<Text, _>(SessionStatus::Open.as_str())?;
         out.push_sql(
             " AS session_status), \
@@ -132,7 +142,15 @@ impl QueryFragment<Pg> for CreateCheckout<'_> {
              SELECT p.payment_id, ord.id, p.amount_total, p.currency, p.payment_status, p.now, p.now FROM p, ord), \
              ses AS (INSERT INTO checkout_sessions (order_id, token_hash, mode, success_url, cancel_url, status, \
              expires_at, created_at, updated_at) SELECT ord.id, p.token_hash, p.mode, p.success_url, p.cancel_url, \
-             p.session_status, p.expires_at, p.now, p.now FROM p, ord) \
+             p.session_status, p.expires_at, p.now, p.now FROM p, ord), \
+             listeners AS (SELECT e.id FROM p, webhook_endpoints e WHERE e.merchant_id = p.merchant_id \
+             AND e.livemode = p.livemode AND e.status = p.endpoint_enabled \
+             AND (e.event_types = '*' OR e.event_types LIKE p.event_pattern)), \
+             evt AS (INSERT INTO webhook_events (id, merchant_id, livemode, event_type, payload, created_at) \
+             SELECT p.event_id, p.merchant_id, p.livemode, p.event_type, p.event_payload, p.now FROM p, ord \
+             WHERE EXISTS (SELECT 1 FROM listeners) RETURNING id), \
+             dlv AS (INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, \
+             created_at) SELECT evt.id, listeners.id, 'pending', 0, p.now, p.now FROM evt, listeners, p) \
              SELECT EXISTS (SELECT 1 FROM ord)",
         );
         Ok(())

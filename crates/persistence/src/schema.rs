@@ -103,6 +103,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        merchant_id -> Text,
+        livemode -> Bool,
+        url -> Text,
+        event_types -> Text,
+        status -> Text,
+        disabled_reason -> Nullable<Text>,
+        secret_version -> Integer,
+        previous_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Text,
+        merchant_id -> Text,
+        livemode -> Bool,
+        event_type -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (endpoint_id, event_id) {
+        event_id -> Text,
+        endpoint_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        leased_until -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhook_events (event_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 diesel::joinable!(api_keys -> merchants (merchant_id));
 diesel::joinable!(payment_attempts -> payments (payment_id));
 diesel::joinable!(orders -> merchants (merchant_id));
@@ -119,4 +163,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     checkout_sessions,
     idempotency_keys,
     payment_attempts,
+    webhook_endpoints,
+    webhook_events,
+    webhook_deliveries,
 );

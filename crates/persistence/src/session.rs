@@ -11,10 +11,11 @@ use domain::order::{LineItem, Mode, OrderStatus, PaymentStatus, SessionStatus};
 use domain::payment::DeclineCode;
 use domain::ports::StoreError;
 use domain::secret::SecretHash;
-use domain::session::{Attempt, CheckoutRecord, SessionStore};
+use domain::session::{Attempt, CheckoutRecord, SessionStore, Transition};
 
 use crate::db::{with_conn, write_tx, Database};
 use crate::error::{RepoError, TxEnd};
+use crate::outbox::write_event;
 use crate::schema::{checkout_sessions, merchants, order_items, orders, payment_attempts, payments};
 
 /// Implements [`SessionStore`] on either backend.
@@ -33,8 +34,8 @@ impl SessionRepository {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = orders)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-struct CheckoutRow {
-    id: String,
+pub(crate) struct CheckoutRow {
+    pub(crate) id: String,
     merchant_id: String,
     livemode: bool,
     currency: String,
@@ -45,7 +46,7 @@ struct CheckoutRow {
     #[diesel(select_expression = merchants::name)]
     merchant_name: String,
     #[diesel(select_expression = payments::id)]
-    payment_id: String,
+    pub(crate) payment_id: String,
     #[diesel(select_expression = payments::status)]
     payment_status: String,
     #[diesel(select_expression = checkout_sessions::mode)]
@@ -63,7 +64,7 @@ struct CheckoutRow {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = order_items)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-struct ItemRow {
+pub(crate) struct ItemRow {
     sku: String,
     name: String,
     quantity: i64,
@@ -74,7 +75,7 @@ struct ItemRow {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = payment_attempts)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-struct AttemptRow {
+pub(crate) struct AttemptRow {
     id: String,
     provider: String,
     outcome: String,
@@ -102,8 +103,10 @@ fn decline_code(text: &str) -> Option<DeclineCode> {
 }
 
 /// Reads a whole checkout: its row, lines and latest attempt (three indexed reads).
-macro_rules! load {
+macro_rules! load_checkout {
     ($conn:ident, $filter:expr) => {{
+        use $crate::schema::{checkout_sessions, merchants, order_items, orders, payment_attempts, payments};
+        use $crate::session::{AttemptRow, CheckoutRow, ItemRow};
         let row: Option<CheckoutRow> = orders::table
             .inner_join(merchants::table)
             .inner_join(checkout_sessions::table)
@@ -132,7 +135,12 @@ macro_rules! load {
     }};
 }
 
-fn record((row, items, attempt): (CheckoutRow, Vec<ItemRow>, Option<AttemptRow>)) -> Result<CheckoutRecord, RepoError> {
+pub(crate) use load_checkout as load;
+
+/// What [`load`] read, as the domain's record.
+pub(crate) fn record(
+    (row, items, attempt): (CheckoutRow, Vec<ItemRow>, Option<AttemptRow>),
+) -> Result<CheckoutRecord, RepoError> {
     let id = |text: &str| corrupt("id", text);
     Ok(CheckoutRecord {
         order_id: row.id.parse().map_err(|_| id(&row.id))?,
@@ -212,15 +220,10 @@ impl SessionStore for SessionRepository {
         Ok(found.map(record).transpose()?)
     }
 
-    fn transition(
-        &self,
-        order_id: OrderId,
-        from: Checkout,
-        to: Checkout,
-        attempt: Option<&Attempt>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let (order_id, attempt, at) = (order_id.to_string(), attempt.cloned(), at.naive_utc());
+    fn transition(&self, order_id: OrderId, change: Transition<'_>) -> Result<bool, StoreError> {
+        let Transition { from, to, .. } = change;
+        let (order_id, attempt, event, at) =
+            (order_id.to_string(), change.attempt.cloned(), change.event.cloned(), change.at.naive_utc());
         let result: Result<(), Cas> = write_tx!(&self.db, |conn| {
             if from.order != to.order {
                 moved(
@@ -268,6 +271,9 @@ impl SessionStore for SessionRepository {
                     ))
                     .execute(conn)?;
             }
+            if let Some(event) = &event {
+                write_event!(conn, event);
+            }
             Ok(())
         });
         match result {
@@ -277,30 +283,24 @@ impl SessionStore for SessionRepository {
         }
     }
 
-    fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(OrderId, Checkout)>, StoreError> {
-        let rows: Vec<(String, String, String, String, NaiveDateTime)> =
-            with_conn!(&self.db, |conn| checkout_sessions::table
-                .inner_join(orders::table)
+    fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError> {
+        let due = with_conn!(&self.db, |conn| (|| -> Result<Vec<CheckoutRecord>, RepoError> {
+            let ids: Vec<String> = checkout_sessions::table
                 .inner_join(payments::table.on(payments::order_id.eq(checkout_sessions::order_id)))
                 .filter(checkout_sessions::status.eq(SessionStatus::Open.as_str()))
                 .filter(checkout_sessions::expires_at.le(now.naive_utc()))
                 .filter(payments::status.ne(PaymentStatus::Processing.as_str()))
-                .select((
-                    orders::id,
-                    orders::status,
-                    payments::status,
-                    checkout_sessions::status,
-                    checkout_sessions::expires_at
-                ))
+                .select(checkout_sessions::order_id)
                 .limit(limit)
-                .load(conn)
-                .map_err(RepoError::from)?);
-        let due = rows
-            .into_iter()
-            .map(|(id, order, payment, session, expires_at)| {
-                Ok((id.parse().map_err(|_| corrupt("id", &id))?, state(&order, &payment, &session, expires_at)?))
-            })
-            .collect::<Result<Vec<_>, RepoError>>()?;
+                .load(conn)?;
+            let mut due = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(found) = load!(conn, orders::id.eq(id)) {
+                    due.push(record(found)?);
+                }
+            }
+            Ok(due)
+        })()?);
         Ok(due)
     }
 }

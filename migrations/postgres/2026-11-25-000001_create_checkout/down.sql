@@ -1,3 +1,6 @@
+DROP TABLE webhook_deliveries;
+DROP TABLE webhook_events;
+DROP TABLE webhook_endpoints;
 DROP TABLE payment_attempts;
 DROP TABLE idempotency_keys;
 DROP TABLE checkout_sessions;

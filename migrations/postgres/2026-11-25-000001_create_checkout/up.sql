@@ -101,3 +101,46 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (merchant_id, livemode, idempotency_key)
 );
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+
+-- Webhooks. A signing secret is never stored: it is derived from the server's secret, the endpoint
+-- id and the secret's version, and shown once.
+CREATE TABLE webhook_endpoints (
+    id                TEXT PRIMARY KEY NOT NULL,
+    merchant_id       TEXT NOT NULL REFERENCES merchants (id),
+    livemode          BOOLEAN NOT NULL,
+    url               TEXT NOT NULL,
+    event_types       TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('enabled', 'disabled', 'removed')),
+    disabled_reason   TEXT,
+    secret_version    INTEGER NOT NULL,
+    previous_until    TIMESTAMP,
+    created_at        TIMESTAMP NOT NULL,
+    updated_at        TIMESTAMP NOT NULL
+);
+CREATE INDEX webhook_endpoints_by_merchant ON webhook_endpoints (merchant_id, livemode, status);
+
+-- The outbox: written in the same transaction as the change that causes the event.
+CREATE TABLE webhook_events (
+    id           TEXT PRIMARY KEY NOT NULL,
+    merchant_id  TEXT NOT NULL REFERENCES merchants (id),
+    livemode     BOOLEAN NOT NULL,
+    event_type   TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    created_at   TIMESTAMP NOT NULL
+);
+
+-- One row per event and endpoint; ids are time-ordered, so per endpoint they leave in order.
+CREATE TABLE webhook_deliveries (
+    event_id         TEXT NOT NULL REFERENCES webhook_events (id),
+    endpoint_id      TEXT NOT NULL REFERENCES webhook_endpoints (id),
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts         INTEGER NOT NULL,
+    next_attempt_at  TIMESTAMP NOT NULL,
+    leased_until     TIMESTAMP,
+    last_status      INTEGER,
+    last_error       TEXT,
+    delivered_at     TIMESTAMP,
+    created_at       TIMESTAMP NOT NULL,
+    PRIMARY KEY (endpoint_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
