@@ -16,6 +16,10 @@ pub enum ApiError {
     /// 400: the body does not satisfy the contract.
     #[error("the request body is invalid")]
     Validation(Vec<Issue>),
+    /// 400 `invalid_request`: a body that is not what the endpoint takes (outside the checkout
+    /// contract, whose 400s are Valibot issues).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// 401 or 403.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -55,6 +59,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::Validation(_) => "validation_error",
+            ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::Auth(e) => e.code(),
             ApiError::ClaimAlreadyRedeemed => "claim_already_redeemed",
             ApiError::IdempotencyInProgress => "idempotency_request_in_progress",
@@ -82,7 +87,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(AuthError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
             ApiError::Auth(AuthError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::ClaimAlreadyRedeemed | ApiError::IdempotencyInProgress | ApiError::NotCancellable(_) => {

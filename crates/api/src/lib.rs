@@ -24,6 +24,7 @@ pub use auth::{AuthenticatedMerchant, PresentedKey};
 pub use body::MAX_BODY_BYTES;
 pub use error::ApiError;
 pub use routes::openapi::{DOCUMENT as OPENAPI_DOCUMENT, DOCUMENT_JSON as OPENAPI_JSON};
+pub use routes::webhook_endpoints::endpoint_json;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -34,6 +35,8 @@ pub struct AppState {
     pub sessions: SessionService,
     /// Page URLs and form tokens.
     pub urls: CheckoutUrls,
+    /// Webhook endpoints.
+    pub webhooks: domain::dispatch::WebhookService,
     /// Per-key request limit; `None` for none.
     pub limiter: Option<Arc<ratelimit::RateLimiter>>,
     /// What `/metrics` exports.
@@ -75,6 +78,17 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::resource(format!("{prefix}/orders/{{order_id}}/cancel"))
                     .route(web::post().to(routes::orders::cancel))
                     .default_service(only("POST")),
+            );
+            cfg.service(
+                web::resource(format!("{prefix}/webhook-endpoints"))
+                    .route(web::post().to(routes::webhook_endpoints::create))
+                    .route(web::get().to(routes::webhook_endpoints::list))
+                    .default_service(only("GET, POST")),
+            );
+            cfg.service(
+                web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}"))
+                    .route(web::delete().to(routes::webhook_endpoints::remove))
+                    .default_service(only("DELETE")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/openapi.yaml"))

@@ -5,6 +5,7 @@
 
 pub mod checkout;
 pub mod claim;
+pub mod dispatch;
 pub mod idempotency;
 pub mod ids;
 pub mod lifecycle;

@@ -207,10 +207,11 @@ pub fn signature(secret: &Secret, timestamp: i64, body: &str) -> String {
 /// 5 min, 30 min, 2 h, 6 h, 12 h and 24 h. After the last, the delivery has failed.
 pub const RETRY_SCHEDULE_SECONDS: [i64; 8] = [0, 60, 300, 1_800, 7_200, 21_600, 43_200, 86_400];
 
-/// When attempt number `attempts + 1` may run after `attempts` failed ones, or `None` when the
-/// schedule is spent. `jitter` in [-1, 1] moves it by up to a tenth of the wait.
-pub fn next_attempt(now: DateTime<Utc>, attempts: i32, jitter: f64) -> Option<DateTime<Utc>> {
-    let wait = *RETRY_SCHEDULE_SECONDS.get(usize::try_from(attempts).ok()?)?;
+/// When the next attempt may run after `failures` failed ones (at least 1), or `None` when the
+/// schedule is spent and the delivery has failed. `jitter` in [-1, 1] moves it by up to a tenth of
+/// the wait.
+pub fn next_attempt(now: DateTime<Utc>, failures: i32, jitter: f64) -> Option<DateTime<Utc>> {
+    let wait = *RETRY_SCHEDULE_SECONDS.get(usize::try_from(failures).ok()?.checked_sub(1)?)?;
     let spread = (wait as f64 * 0.1 * jitter.clamp(-1.0, 1.0)) as i64;
     Some(now + Duration::seconds(wait + spread))
 }
@@ -254,11 +255,154 @@ mod tests {
     #[test]
     fn retries_follow_the_schedule_then_stop() {
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
-        assert_eq!(next_attempt(now, 0, 0.0), Some(now));
-        assert_eq!(next_attempt(now, 1, 0.0), Some(now + Duration::minutes(1)));
-        assert_eq!(next_attempt(now, 7, 0.0), Some(now + Duration::hours(24)));
-        assert_eq!(next_attempt(now, 8, 0.0), None);
-        let late = next_attempt(now, 2, 1.0).unwrap();
+        assert_eq!(next_attempt(now, 1, 0.0), Some(now), "the first retry is immediate");
+        assert_eq!(next_attempt(now, 2, 0.0), Some(now + Duration::minutes(1)));
+        assert_eq!(next_attempt(now, 8, 0.0), Some(now + Duration::hours(24)));
+        assert_eq!(next_attempt(now, 9, 0.0), None, "nine attempts in all");
+        assert_eq!(next_attempt(now, 0, 0.0), None);
+        let late = next_attempt(now, 3, 1.0).unwrap();
         assert_eq!(late, now + Duration::seconds(330));
     }
+}
+
+/// A merchant's endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `we_…`
+    pub id: EndpointId,
+    /// Whose.
+    pub merchant_id: MerchantId,
+    /// Receives events of this mode only.
+    pub livemode: Livemode,
+    /// Where deliveries are posted.
+    pub url: String,
+    /// `*` or `,type,type,` (see [`subscription`]).
+    pub event_types: String,
+    /// Whether it receives events.
+    pub status: EndpointStatus,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// The signing secret's version.
+    pub secret_version: i32,
+    /// Until when the previous version also signs.
+    pub previous_until: Option<DateTime<Utc>>,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Endpoint {
+    /// The event types it receives, as names (`["*"]` for all).
+    pub fn event_names(&self) -> Vec<String> {
+        if self.event_types == "*" {
+            vec!["*".to_owned()]
+        } else {
+            self.event_types.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect()
+        }
+    }
+}
+
+/// A delivery due now, leased to one dispatcher.
+#[derive(Debug, Clone)]
+pub struct Due {
+    /// `evt_…`
+    pub event_id: EventId,
+    /// Where it goes.
+    pub endpoint: Endpoint,
+    /// The envelope, exactly as stored.
+    pub payload: String,
+    /// When the event happened.
+    pub event_created_at: DateTime<Utc>,
+    /// Failed attempts so far.
+    pub failures: i32,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// 2xx: delivered.
+    Delivered(u16),
+    /// Another status, a timeout or a connection failure: try again later, or give up.
+    Failed {
+        /// The status, if there was an answer.
+        status: Option<u16>,
+        /// What went wrong, for `webhook deliveries`.
+        error: String,
+        /// When to try again; `None` when the schedule is spent.
+        retry_at: Option<DateTime<Utc>>,
+    },
+    /// `410 Gone`: the endpoint is disabled and the delivery failed.
+    Gone,
+}
+
+/// A delivery as the operator lists it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    /// `evt_…`
+    pub event_id: String,
+    /// `we_…`
+    pub endpoint_id: String,
+    /// `order.created`, …
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last answer's status.
+    pub last_status: Option<i32>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When the next attempt runs (pending only).
+    pub next_attempt_at: Option<String>,
+    /// When the event happened.
+    pub created_at: String,
+}
+
+/// Endpoints, and the deliveries the dispatcher works through.
+pub trait WebhookStore: Send + Sync {
+    /// Adds an endpoint; `false` if the merchant does not exist.
+    fn add_endpoint(&self, endpoint: &Endpoint) -> Result<bool, crate::ports::StoreError>;
+
+    /// Endpoints not removed, of one merchant and mode or of all.
+    fn endpoints(&self, owner: Option<(MerchantId, Livemode)>) -> Result<Vec<Endpoint>, crate::ports::StoreError>;
+
+    /// Removes an endpoint (of `owner`, when given); `false` if there was none.
+    fn remove_endpoint(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, crate::ports::StoreError>;
+
+    /// Moves an endpoint to the next secret version; the previous one signs until `previous_until`.
+    fn rotate_secret(
+        &self,
+        id: EndpointId,
+        previous_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>, crate::ports::StoreError>;
+
+    /// Leases up to `limit` due deliveries until `lease_until`: each endpoint's oldest pending one
+    /// only, so that an endpoint receives its events in the order they happened.
+    fn lease_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Due>, crate::ports::StoreError>;
+
+    /// Records how an attempt ended (and disables the endpoint on `Gone`).
+    fn record_attempt(&self, due: &Due, end: &AttemptEnd, at: DateTime<Utc>) -> Result<(), crate::ports::StoreError>;
+
+    /// Deliveries, newest first, optionally of one status.
+    fn deliveries(&self, status: Option<&str>, limit: i64) -> Result<Vec<DeliveryRecord>, crate::ports::StoreError>;
+
+    /// Makes an event's deliveries pending again, due now; returns how many.
+    fn resend(&self, event: EventId, now: DateTime<Utc>) -> Result<usize, crate::ports::StoreError>;
+}
+
+/// Posts a delivery. Implemented by an HTTP adapter with timeouts and no redirects.
+pub trait WebhookSender: Send + Sync {
+    /// Posts `body` to `url` with `headers`; the status, or why there was none.
+    fn send(&self, url: &str, headers: &[(&'static str, String)], body: &str) -> Result<u16, String>;
 }

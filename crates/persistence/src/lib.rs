@@ -11,9 +11,11 @@ mod outbox;
 mod postgres;
 mod schema;
 mod session;
+mod webhook;
 
 pub use checkout::CheckoutRepository;
 pub use db::{sqlite_path, Database, DbOptions};
 pub use error::RepoError;
 pub use merchant::MerchantRepository;
 pub use session::SessionRepository;
+pub use webhook::WebhookRepository;

@@ -3,7 +3,8 @@
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
-use domain::ids::{ApiKeyId, MerchantId};
+use domain::dispatch::EndpointError;
+use domain::ids::{ApiKeyId, EndpointId, EventId, MerchantId};
 use domain::merchant::{ApiKeySummary, Livemode, Merchant, MerchantStatus};
 use domain::ports::MerchantStore;
 use domain::secret::ApiKeySecret;
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, Environment};
 use crate::dev::DevSecrets;
-use crate::startup::open_database;
+use crate::startup::{open_database, server_secret, webhook_service};
 
 /// The Fanfare Checkout API server.
 #[derive(Debug, Parser)]
@@ -39,6 +40,59 @@ pub enum Command {
     /// Make claim-signing keys and sign claims (for development and tests).
     #[command(subcommand)]
     Claim(ClaimCommand),
+    /// Manage webhook endpoints and deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+/// `webhook …`
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Register an endpoint; its signing secret (whsec_…) is printed once.
+    Add {
+        /// `mer_…`
+        #[arg(long)]
+        merchant: String,
+        /// Where deliveries are posted (https in production).
+        #[arg(long)]
+        url: String,
+        /// An event type to receive (repeat; default: all).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Receive live-mode events instead of test-mode ones.
+        #[arg(long)]
+        live: bool,
+    },
+    /// List endpoints (not removed).
+    List {
+        /// Only this merchant's.
+        #[arg(long)]
+        merchant: Option<String>,
+    },
+    /// Remove an endpoint.
+    Remove {
+        /// `we_…`
+        endpoint_id: String,
+    },
+    /// Make a new signing secret (printed once); the old one keeps signing for 24 hours.
+    RotateSecret {
+        /// `we_…`
+        endpoint_id: String,
+    },
+    /// List deliveries, newest first.
+    Deliveries {
+        /// `pending`, `delivered` or `failed`.
+        #[arg(long)]
+        status: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Send an event again to every endpoint it was for.
+    Resend {
+        /// `evt_…`
+        event_id: String,
+    },
 }
 
 /// `merchant …`
@@ -197,6 +251,65 @@ pub fn run(command: Command, config: &Config) -> Result<Value, CliError> {
             }))
         }
         Command::Claim(ClaimCommand::Issue(args)) => issue_claim(args, config).map(Value::String),
+        Command::Webhook(command) => webhook(command, config),
+    }
+}
+
+fn webhook(command: WebhookCommand, config: &Config) -> Result<Value, CliError> {
+    let database = open_database(config).map_err(store_error)?;
+    let dev = match config.environment {
+        Environment::Development => Some(DevSecrets::load_or_create(&config.dev_secrets_file).map_err(store_error)?),
+        Environment::Production => None,
+    };
+    let secret = server_secret(config, dev.as_ref()).map_err(|e| CliError::new("configuration", e.to_string()))?;
+    let webhooks =
+        webhook_service(config, &database, secret).map_err(|e| CliError::new("configuration", e.to_string()))?;
+    let endpoint_error = |e: EndpointError| match e {
+        EndpointError::NotFound => CliError::new("not_found", "no such merchant or endpoint"),
+        EndpointError::Store(e) => store_error(e),
+        other => CliError::new("invalid_endpoint", other.to_string()),
+    };
+    match command {
+        WebhookCommand::Add { merchant, url, events, live } => {
+            let merchant: MerchantId = parse_id(&merchant)?;
+            let livemode = if live { Livemode::Live } else { Livemode::Test };
+            let (endpoint, secret) =
+                webhooks.add_endpoint(merchant, livemode, &url, &events).map_err(endpoint_error)?;
+            Ok(api::endpoint_json(&endpoint, Some(&secret)))
+        }
+        WebhookCommand::List { merchant } => {
+            let merchant: Option<MerchantId> = merchant.as_deref().map(parse_id).transpose()?;
+            let endpoints = webhooks.endpoints(None).map_err(store_error)?;
+            let shown: Vec<Value> = endpoints
+                .iter()
+                .filter(|e| merchant.is_none_or(|m| e.merchant_id == m))
+                .map(|e| api::endpoint_json(e, None))
+                .collect();
+            Ok(json!(shown))
+        }
+        WebhookCommand::Remove { endpoint_id } => {
+            let id: EndpointId = parse_id(&endpoint_id)?;
+            webhooks.remove_endpoint(id, None).map_err(endpoint_error)?;
+            Ok(json!({ "id": endpoint_id, "removed": true }))
+        }
+        WebhookCommand::RotateSecret { endpoint_id } => {
+            let id: EndpointId = parse_id(&endpoint_id)?;
+            let (endpoint, secret) = webhooks.rotate_secret(id).map_err(endpoint_error)?;
+            let mut out = api::endpoint_json(&endpoint, Some(&secret));
+            out["previousSecretValidUntil"] = json!(endpoint.previous_until.map(domain::checkout::format_time));
+            Ok(out)
+        }
+        WebhookCommand::Deliveries { status, limit } => {
+            Ok(json!(webhooks.deliveries(status.as_deref(), limit).map_err(store_error)?))
+        }
+        WebhookCommand::Resend { event_id } => {
+            let id: EventId = parse_id(&event_id)?;
+            let resent = webhooks.resend(id).map_err(store_error)?;
+            if resent == 0 {
+                return Err(CliError::new("not_found", format!("no deliveries of {event_id}")));
+            }
+            Ok(json!({ "eventId": event_id, "deliveries": resent }))
+        }
     }
 }
 

@@ -35,6 +35,10 @@ pub struct Config {
     pub rate_limit: u32,
     /// `CHECKOUT_RATE_LIMIT_BURST`
     pub rate_burst: u32,
+    /// `CHECKOUT_WEBHOOK_POLL_MS`
+    pub webhook_poll: Duration,
+    /// `CHECKOUT_WEBHOOKS_ALLOW_INTERNAL` (development default: yes; production: no)
+    pub webhooks_allow_internal: bool,
     /// `CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS`
     pub shutdown_timeout: Duration,
     /// `CHECKOUT_SWEEP_INTERVAL_SECONDS`
@@ -126,6 +130,16 @@ impl Config {
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
             rate_limit,
             rate_burst,
+            webhook_poll: Duration::from_millis(number(&get, "CHECKOUT_WEBHOOK_POLL_MS", 1000, &mut problems).max(10)),
+            webhooks_allow_internal: match get("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL").as_deref() {
+                Some("true" | "1" | "yes") => true,
+                Some("false" | "0" | "no") => false,
+                Some(other) => {
+                    problems.push(format!("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL must be true or false, not {other:?}"));
+                    false
+                }
+                None => environment == Environment::Development,
+            },
             shutdown_timeout: Duration::from_secs(number(&get, "CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS", 30, &mut problems)),
             sweep_interval: Duration::from_secs(
                 number(&get, "CHECKOUT_SWEEP_INTERVAL_SECONDS", 15, &mut problems).max(1),
@@ -145,6 +159,9 @@ impl Config {
             }
             if !lower.starts_with("https://") {
                 problems.push("CHECKOUT_PUBLIC_URL must be https in production".into());
+            }
+            if config.webhooks_allow_internal {
+                problems.push("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL may not be true in production (SSRF)".into());
             }
             if config.token_secret.is_none() {
                 problems.push(format!(

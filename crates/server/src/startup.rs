@@ -7,9 +7,11 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, App, HttpServer};
 use api::AppState;
 use domain::checkout::{CheckoutService, CheckoutSettings, CheckoutUrls};
+use domain::dispatch::WebhookService;
 use domain::ports::SystemClock;
 use domain::session::SessionService;
-use persistence::{CheckoutRepository, Database, DbOptions, MerchantRepository, SessionRepository};
+use domain::webhook::WebhookSecrets;
+use persistence::{CheckoutRepository, Database, DbOptions, MerchantRepository, SessionRepository, WebhookRepository};
 use sandbox::Sandbox;
 
 use crate::config::{Config, Environment};
@@ -88,11 +90,54 @@ fn spawn_jobs(
     });
 }
 
+/// Delivers webhooks: every `interval`, sends what is due (in parallel), records the outcomes.
+fn spawn_dispatcher(webhooks: WebhookService, metrics: api::metrics::Metrics, interval: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            let webhooks = webhooks.clone();
+            run_job(&metrics, "deliver_webhooks", move || {
+                webhooks.dispatch_once(WEBHOOK_BATCH).map_err(|e| e.to_string())
+            })
+            .await;
+        }
+    });
+}
+
+/// Most deliveries one dispatch sends.
+const WEBHOOK_BATCH: i64 = 50;
+
 /// Most sessions one sweep expires.
 const SWEEP_BATCH: i64 = 500;
 
 fn duration(value: std::time::Duration, setting: &str) -> Result<chrono::Duration, StartError> {
     chrono::Duration::from_std(value).map_err(|_| StartError::Config(format!("{setting} is too large")))
+}
+
+/// The server's secret: `CHECKOUT_TOKEN_SECRET`, or in development the generated one.
+pub fn server_secret(config: &Config, dev: Option<&DevSecrets>) -> Result<domain::secret::Secret, StartError> {
+    config
+        .token_secret
+        .clone()
+        .or_else(|| dev.map(DevSecrets::token_secret))
+        .ok_or_else(|| StartError::Config("CHECKOUT_TOKEN_SECRET is required in production".into()))
+}
+
+/// The webhook use cases over `database`.
+pub fn webhook_service(
+    config: &Config,
+    database: &Database,
+    secret: domain::secret::Secret,
+) -> Result<WebhookService, StartError> {
+    let sender = webhook_http::HttpSender::new(config.webhooks_allow_internal).map_err(StartError::Config)?;
+    Ok(WebhookService::new(
+        Arc::new(WebhookRepository::new(database.clone())),
+        Arc::new(sender),
+        Arc::new(SystemClock),
+        WebhookSecrets::new(secret),
+        config.environment == Environment::Production,
+    ))
 }
 
 /// A bound, ready-to-run server.
@@ -117,15 +162,12 @@ impl Application {
             Environment::Development => Some(DevSecrets::load_or_create(&config.dev_secrets_file)?),
             Environment::Production => None,
         };
-        let token_secret = config
-            .token_secret
-            .clone()
-            .or_else(|| dev.as_ref().map(DevSecrets::token_secret))
-            .ok_or_else(|| StartError::Config("CHECKOUT_TOKEN_SECRET is required in production".into()))?;
+        let token_secret = server_secret(&config, dev.as_ref())?;
         let mut claim_keys = config.claim_keys.clone();
         if let Some(signer) = dev.as_ref().and_then(DevSecrets::claim_signer) {
             claim_keys.insert(DEV_KID, signer.verifying_key());
         }
+        let webhooks = webhook_service(&config, &database, token_secret.clone())?;
         let urls = CheckoutUrls::new(&config.public_url, token_secret);
         let sessions = SessionService::new(
             Arc::new(SessionRepository::new(database.clone())),
@@ -145,7 +187,9 @@ impl Application {
             },
         );
         spawn_jobs(sessions.clone(), checkout.clone(), metrics.clone(), config.sweep_interval);
+        spawn_dispatcher(webhooks.clone(), metrics.clone(), config.webhook_poll);
         let state = AppState {
+            webhooks,
             limiter: api::ratelimit::RateLimiter::new(config.rate_limit, config.rate_burst).map(Arc::new),
             metrics: metrics.clone(),
             checkout,

@@ -6,3 +6,4 @@ pub mod checkout_page;
 pub mod health;
 pub mod openapi;
 pub mod orders;
+pub mod webhook_endpoints;

@@ -1,0 +1,93 @@
+//! `POST /webhook-endpoints`, `GET /webhook-endpoints`, `DELETE /webhook-endpoints/{id}`: a
+//! merchant's endpoints in the mode of its key. The signing secret is shown once, at creation.
+
+use actix_web::{web, HttpResponse};
+use domain::checkout::format_time;
+use domain::dispatch::EndpointError;
+use domain::ids::EndpointId;
+use domain::secret::Secret;
+use domain::webhook::Endpoint;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::AuthenticatedMerchant;
+use crate::body::read_json;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// An endpoint as the API and the CLI show it; with its secret only when just made or rotated.
+pub fn endpoint_json(endpoint: &Endpoint, secret: Option<&Secret>) -> Value {
+    let mut body = json!({
+        "id": endpoint.id.to_string(),
+        "url": endpoint.url,
+        "events": endpoint.event_names(),
+        "status": endpoint.status,
+        "livemode": endpoint.livemode.is_live(),
+        "merchantId": endpoint.merchant_id.to_string(),
+        "createdAt": format_time(endpoint.created_at),
+    });
+    if let Some(reason) = &endpoint.disabled_reason {
+        body["disabledReason"] = json!(reason);
+    }
+    if let Some(secret) = secret {
+        body["secret"] = json!(secret.expose());
+    }
+    body
+}
+
+#[derive(Deserialize)]
+struct NewEndpoint {
+    url: String,
+    #[serde(default)]
+    events: Vec<String>,
+}
+
+impl From<EndpointError> for ApiError {
+    fn from(error: EndpointError) -> Self {
+        match error {
+            EndpointError::Url(_) | EndpointError::EventType(_) => ApiError::InvalidRequest(error.to_string()),
+            EndpointError::NotFound => ApiError::NotFound,
+            EndpointError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// `POST /webhook-endpoints` `{"url": "https://…", "events": ["order.completed", …]}` (events
+/// optional: all).
+pub async fn create(
+    state: web::Data<AppState>,
+    merchant: AuthenticatedMerchant,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(payload).await?.unwrap_or(Value::Null);
+    let request: NewEndpoint = serde_json::from_value(body)
+        .map_err(|e| ApiError::InvalidRequest(format!("expected {{\"url\": string, \"events\"?: [string]}}: {e}")))?;
+    let webhooks = state.webhooks.clone();
+    let caller = merchant.0;
+    let (endpoint, secret) =
+        web::block(move || webhooks.add_endpoint(caller.merchant_id, caller.livemode, &request.url, &request.events))
+            .await??;
+    Ok(HttpResponse::Created().json(endpoint_json(&endpoint, Some(&secret))))
+}
+
+/// `GET /webhook-endpoints`
+pub async fn list(state: web::Data<AppState>, merchant: AuthenticatedMerchant) -> Result<HttpResponse, ApiError> {
+    let webhooks = state.webhooks.clone();
+    let owner = (merchant.0.merchant_id, merchant.0.livemode);
+    let endpoints = web::block(move || webhooks.endpoints(Some(owner))).await??;
+    let data: Vec<Value> = endpoints.iter().map(|e| endpoint_json(e, None)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+}
+
+/// `DELETE /webhook-endpoints/{id}`
+pub async fn remove(
+    state: web::Data<AppState>,
+    merchant: AuthenticatedMerchant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: EndpointId = id.parse().map_err(|_| ApiError::NotFound)?;
+    let webhooks = state.webhooks.clone();
+    let owner = (merchant.0.merchant_id, merchant.0.livemode);
+    web::block(move || webhooks.remove_endpoint(id, Some(owner))).await??;
+    Ok(HttpResponse::Ok().json(json!({ "id": id.to_string(), "deleted": true })))
+}

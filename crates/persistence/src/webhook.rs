@@ -1,0 +1,347 @@
+//! Webhook endpoints and deliveries: leases are compare-and-set updates, so several dispatchers
+//! (replicas) never hold one delivery at once; each endpoint's oldest pending delivery goes first.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use domain::ids::{EndpointId, EventId, MerchantId};
+use domain::merchant::Livemode;
+use domain::ports::StoreError;
+use domain::webhook::{AttemptEnd, DeliveryRecord, Due, Endpoint, EndpointStatus, WebhookStore};
+
+use crate::db::{with_conn, write_tx, Database};
+use crate::error::RepoError;
+use crate::schema::{webhook_deliveries, webhook_endpoints, webhook_events};
+
+const PENDING: &str = "pending";
+const DELIVERED: &str = "delivered";
+const FAILED: &str = "failed";
+
+/// Implements [`WebhookStore`] on either backend.
+#[derive(Debug, Clone)]
+pub struct WebhookRepository {
+    db: Database,
+}
+
+impl WebhookRepository {
+    /// A repository over `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_endpoints)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+struct EndpointRow {
+    id: String,
+    merchant_id: String,
+    livemode: bool,
+    url: String,
+    event_types: String,
+    status: String,
+    disabled_reason: Option<String>,
+    secret_version: i32,
+    previous_until: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+}
+
+impl EndpointRow {
+    fn into_endpoint(self) -> Result<Endpoint, RepoError> {
+        let corrupt = |v: &str| RepoError::Corrupt(format!("stored id {v:?}"));
+        Ok(Endpoint {
+            id: self.id.parse().map_err(|_| corrupt(&self.id))?,
+            merchant_id: self.merchant_id.parse().map_err(|_| corrupt(&self.merchant_id))?,
+            livemode: Livemode::from_live(self.livemode),
+            url: self.url,
+            event_types: self.event_types,
+            status: EndpointStatus::from_stored(&self.status),
+            disabled_reason: self.disabled_reason,
+            secret_version: self.secret_version,
+            previous_until: self.previous_until.map(|t| t.and_utc()),
+            created_at: self.created_at.and_utc(),
+        })
+    }
+}
+
+fn endpoints(rows: Vec<EndpointRow>) -> Result<Vec<Endpoint>, RepoError> {
+    rows.into_iter().map(EndpointRow::into_endpoint).collect()
+}
+
+impl WebhookStore for WebhookRepository {
+    fn add_endpoint(&self, endpoint: &Endpoint) -> Result<bool, StoreError> {
+        let inserted = with_conn!(&self.db, |conn| diesel::insert_into(webhook_endpoints::table)
+            .values((
+                webhook_endpoints::id.eq(endpoint.id.to_string()),
+                webhook_endpoints::merchant_id.eq(endpoint.merchant_id.to_string()),
+                webhook_endpoints::livemode.eq(endpoint.livemode.is_live()),
+                webhook_endpoints::url.eq(&endpoint.url),
+                webhook_endpoints::event_types.eq(&endpoint.event_types),
+                webhook_endpoints::status.eq(endpoint.status.as_str()),
+                webhook_endpoints::secret_version.eq(endpoint.secret_version),
+                webhook_endpoints::created_at.eq(endpoint.created_at.naive_utc()),
+                webhook_endpoints::updated_at.eq(endpoint.created_at.naive_utc()),
+            ))
+            .execute(conn));
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ForeignKeyViolation, _)) => {
+                Ok(false)
+            }
+            Err(e) => Err(RepoError::from(e).into()),
+        }
+    }
+
+    fn endpoints(&self, owner: Option<(MerchantId, Livemode)>) -> Result<Vec<Endpoint>, StoreError> {
+        let rows: Vec<EndpointRow> = with_conn!(&self.db, |conn| {
+            let mut query = webhook_endpoints::table
+                .filter(webhook_endpoints::status.ne(EndpointStatus::Removed.as_str()))
+                .order(webhook_endpoints::id)
+                .select(EndpointRow::as_select())
+                .into_boxed();
+            if let Some((merchant, livemode)) = owner {
+                query = query
+                    .filter(webhook_endpoints::merchant_id.eq(merchant.to_string()))
+                    .filter(webhook_endpoints::livemode.eq(livemode.is_live()));
+            }
+            query.load(conn).map_err(RepoError::from)?
+        });
+        Ok(endpoints(rows)?)
+    }
+
+    fn remove_endpoint(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let removed = with_conn!(&self.db, |conn| {
+            let mut target = diesel::update(webhook_endpoints::table)
+                .filter(webhook_endpoints::id.eq(id.to_string()))
+                .filter(webhook_endpoints::status.ne(EndpointStatus::Removed.as_str()))
+                .into_boxed();
+            if let Some((merchant, livemode)) = owner {
+                target = target
+                    .filter(webhook_endpoints::merchant_id.eq(merchant.to_string()))
+                    .filter(webhook_endpoints::livemode.eq(livemode.is_live()));
+            }
+            target
+                .set((
+                    webhook_endpoints::status.eq(EndpointStatus::Removed.as_str()),
+                    webhook_endpoints::updated_at.eq(at.naive_utc()),
+                ))
+                .execute(conn)
+                .map_err(RepoError::from)?
+        });
+        Ok(removed == 1)
+    }
+
+    fn rotate_secret(
+        &self,
+        id: EndpointId,
+        previous_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let id = id.to_string();
+        let row: Option<EndpointRow> = with_conn!(&self.db, |conn| {
+            diesel::update(webhook_endpoints::table.find(&id))
+                .filter(webhook_endpoints::status.ne(EndpointStatus::Removed.as_str()))
+                .set((
+                    webhook_endpoints::secret_version.eq(webhook_endpoints::secret_version + 1),
+                    webhook_endpoints::previous_until.eq(previous_until.naive_utc()),
+                    webhook_endpoints::updated_at.eq(at.naive_utc()),
+                ))
+                .execute(conn)
+                .map_err(RepoError::from)?;
+            webhook_endpoints::table
+                .find(&id)
+                .filter(webhook_endpoints::status.ne(EndpointStatus::Removed.as_str()))
+                .select(EndpointRow::as_select())
+                .first(conn)
+                .optional()
+                .map_err(RepoError::from)?
+        });
+        Ok(row.map(EndpointRow::into_endpoint).transpose()?)
+    }
+
+    fn lease_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64) -> Result<Vec<Due>, StoreError> {
+        let (now, lease_until) = (now.naive_utc(), lease_until.naive_utc());
+        let leased: Result<Vec<(String, String)>, RepoError> = write_tx!(&self.db, |conn| {
+            // Each endpoint's oldest pending delivery: its head of line.
+            let heads: Vec<(String, Option<String>)> = webhook_deliveries::table
+                .filter(webhook_deliveries::status.eq(PENDING))
+                .group_by(webhook_deliveries::endpoint_id)
+                .select((webhook_deliveries::endpoint_id, diesel::dsl::min(webhook_deliveries::event_id)))
+                .load(conn)?;
+            let mut leased = Vec::new();
+            for (endpoint, event) in heads {
+                let Some(event) = event else { continue };
+                if leased.len() as i64 >= limit {
+                    break;
+                }
+                let enabled = webhook_endpoints::table
+                    .find(&endpoint)
+                    .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
+                    .count()
+                    .get_result::<i64>(conn)?;
+                if enabled == 0 {
+                    continue;
+                }
+                let taken = diesel::update(webhook_deliveries::table.find((&endpoint, &event)))
+                    .filter(webhook_deliveries::status.eq(PENDING))
+                    .filter(webhook_deliveries::next_attempt_at.le(now))
+                    .filter(webhook_deliveries::leased_until.is_null().or(webhook_deliveries::leased_until.lt(now)))
+                    .set(webhook_deliveries::leased_until.eq(lease_until))
+                    .execute(conn)?;
+                if taken == 1 {
+                    leased.push((endpoint, event));
+                }
+            }
+            Ok(leased)
+        });
+        let leased = leased?;
+        let due = with_conn!(&self.db, |conn| {
+            let mut due = Vec::with_capacity(leased.len());
+            for (endpoint, event) in &leased {
+                let (failures, payload, created_at): (i32, String, NaiveDateTime) = webhook_deliveries::table
+                    .inner_join(webhook_events::table)
+                    .filter(webhook_deliveries::endpoint_id.eq(endpoint))
+                    .filter(webhook_deliveries::event_id.eq(event))
+                    .select((webhook_deliveries::attempts, webhook_events::payload, webhook_events::created_at))
+                    .first(conn)
+                    .map_err(RepoError::from)?;
+                let row: EndpointRow = webhook_endpoints::table
+                    .find(endpoint)
+                    .select(EndpointRow::as_select())
+                    .first(conn)
+                    .map_err(RepoError::from)?;
+                due.push(Due {
+                    event_id: event
+                        .parse::<EventId>()
+                        .map_err(|_| RepoError::Corrupt(format!("event id {event:?}")))?,
+                    endpoint: row.into_endpoint()?,
+                    payload,
+                    event_created_at: created_at.and_utc(),
+                    failures,
+                });
+            }
+            due
+        });
+        Ok(due)
+    }
+
+    fn record_attempt(&self, due: &Due, end: &AttemptEnd, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let (endpoint, event, end, at) =
+            (due.endpoint.id.to_string(), due.event_id.to_string(), end.clone(), at.naive_utc());
+        let recorded: Result<(), RepoError> = write_tx!(&self.db, |conn| {
+            let row = webhook_deliveries::table.find((&endpoint, &event));
+            let attempts = webhook_deliveries::attempts + 1;
+            match &end {
+                AttemptEnd::Delivered(status) => {
+                    diesel::update(row)
+                        .set((
+                            webhook_deliveries::status.eq(DELIVERED),
+                            webhook_deliveries::attempts.eq(attempts),
+                            webhook_deliveries::last_status.eq(i32::from(*status)),
+                            webhook_deliveries::last_error.eq(None::<String>),
+                            webhook_deliveries::delivered_at.eq(at),
+                            webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
+                }
+                AttemptEnd::Failed { status, error, retry_at } => {
+                    let (state, next) = match retry_at {
+                        Some(when) => (PENDING, when.naive_utc()),
+                        None => (FAILED, at),
+                    };
+                    diesel::update(row)
+                        .set((
+                            webhook_deliveries::status.eq(state),
+                            webhook_deliveries::attempts.eq(attempts),
+                            webhook_deliveries::last_status.eq(status.map(i32::from)),
+                            webhook_deliveries::last_error.eq(error.chars().take(500).collect::<String>()),
+                            webhook_deliveries::next_attempt_at.eq(next),
+                            webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
+                }
+                AttemptEnd::Gone => {
+                    diesel::update(row)
+                        .set((
+                            webhook_deliveries::status.eq(FAILED),
+                            webhook_deliveries::attempts.eq(attempts),
+                            webhook_deliveries::last_status.eq(410),
+                            webhook_deliveries::last_error.eq("410 Gone: the endpoint is disabled"),
+                            webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
+                    diesel::update(webhook_endpoints::table.find(&endpoint))
+                        .set((
+                            webhook_endpoints::status.eq(EndpointStatus::Disabled.as_str()),
+                            webhook_endpoints::disabled_reason.eq("answered 410 Gone"),
+                            webhook_endpoints::updated_at.eq(at),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+            Ok(())
+        });
+        Ok(recorded?)
+    }
+
+    fn deliveries(&self, status: Option<&str>, limit: i64) -> Result<Vec<DeliveryRecord>, StoreError> {
+        type Row = (String, String, String, String, i32, Option<i32>, Option<String>, NaiveDateTime, NaiveDateTime);
+        let rows: Vec<Row> = with_conn!(&self.db, |conn| {
+            let mut query = webhook_deliveries::table
+                .inner_join(webhook_events::table)
+                .select((
+                    webhook_deliveries::event_id,
+                    webhook_deliveries::endpoint_id,
+                    webhook_events::event_type,
+                    webhook_deliveries::status,
+                    webhook_deliveries::attempts,
+                    webhook_deliveries::last_status,
+                    webhook_deliveries::last_error,
+                    webhook_deliveries::next_attempt_at,
+                    webhook_deliveries::created_at,
+                ))
+                .order(webhook_deliveries::event_id.desc())
+                .limit(limit)
+                .into_boxed();
+            if let Some(status) = status {
+                query = query.filter(webhook_deliveries::status.eq(status.to_owned()));
+            }
+            query.load(conn).map_err(RepoError::from)?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(event_id, endpoint_id, event_type, status, attempts, last_status, last_error, next, created)| {
+                DeliveryRecord {
+                    next_attempt_at: (status == PENDING).then(|| domain::checkout::format_time(next.and_utc())),
+                    event_id,
+                    endpoint_id,
+                    event_type,
+                    status,
+                    attempts,
+                    last_status,
+                    last_error,
+                    created_at: domain::checkout::format_time(created.and_utc()),
+                }
+            })
+            .collect())
+    }
+
+    fn resend(&self, event: EventId, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        Ok(with_conn!(&self.db, |conn| diesel::update(
+            webhook_deliveries::table.filter(webhook_deliveries::event_id.eq(event.to_string()))
+        )
+        .set((
+            webhook_deliveries::status.eq(PENDING),
+            webhook_deliveries::attempts.eq(0),
+            webhook_deliveries::next_attempt_at.eq(now.naive_utc()),
+            webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
+            webhook_deliveries::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+        .map_err(RepoError::from)?))
+    }
+}

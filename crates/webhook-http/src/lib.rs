@@ -1,0 +1,129 @@
+//! The HTTP adapter behind the domain's `WebhookSender`: ureq with the system's TLS, a 30-second
+//! budget, no redirects, at most 64 KiB of an answer read. Unless private addresses are allowed
+//! (development), a host that resolves to a loopback, private, link-local or otherwise internal
+//! address is refused at connection time, after DNS, so a rebinding name cannot slip through.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::webhook::WebhookSender;
+
+/// How long one delivery may take, all in.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// The most of an answer's body read (and thrown away).
+pub const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+
+/// Sends deliveries.
+#[derive(Debug, Clone)]
+pub struct HttpSender {
+    agent: ureq::Agent,
+}
+
+/// Whether an address is one a webhook may not reach in production.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 224
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+        }
+    }
+}
+
+impl HttpSender {
+    /// A sender; `allow_internal` lets deliveries reach loopback and private addresses.
+    pub fn new(allow_internal: bool) -> Result<Self, String> {
+        let tls = native_tls::TlsConnector::new().map_err(|e| format!("TLS: {e}"))?;
+        let agent = ureq::AgentBuilder::new()
+            .timeout(TIMEOUT)
+            .redirects(0)
+            .tls_connector(Arc::new(tls))
+            .resolver(move |netloc: &str| -> std::io::Result<Vec<SocketAddr>> {
+                let addresses: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+                if allow_internal {
+                    return Ok(addresses);
+                }
+                let public: Vec<SocketAddr> = addresses.into_iter().filter(|a| !is_internal(a.ip())).collect();
+                if public.is_empty() {
+                    Err(std::io::Error::other("refused: the endpoint resolves to an internal address"))
+                } else {
+                    Ok(public)
+                }
+            })
+            .build();
+        Ok(Self { agent })
+    }
+}
+
+fn drain(response: ureq::Response) -> u16 {
+    let status = response.status();
+    let _ = std::io::copy(&mut response.into_reader().take(MAX_ANSWER_BYTES), &mut std::io::sink());
+    status
+}
+
+impl WebhookSender for HttpSender {
+    fn send(&self, url: &str, headers: &[(&'static str, String)], body: &str) -> Result<u16, String> {
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        match request.send_string(body) {
+            Ok(response) => Ok(drain(response)),
+            Err(ureq::Error::Status(_, response)) => Ok(drain(response)),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_internal(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(!is_internal(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn a_name_that_resolves_inside_is_refused_in_production() {
+        let sender = HttpSender::new(false).unwrap();
+        let refused = sender.send("http://localhost:9/hook", &[], "{}").unwrap_err();
+        assert!(refused.contains("internal address"), "{refused}");
+    }
+}
