@@ -182,6 +182,9 @@ pub struct TestMerchant {
     pub key_id: domain::ids::ApiKeyId,
 }
 
+/// The server secret every test app runs with.
+pub const TOKEN_SECRET: &str = "test-token-secret-of-at-least-32-characters";
+
 /// Settings a test may change from the defaults.
 pub type Overrides<'a> = &'a [(&'a str, &'a str)];
 
@@ -216,7 +219,7 @@ impl TestApp {
             ("CHECKOUT_BIND", "127.0.0.1:0".into()),
             ("CHECKOUT_PUBLIC_URL", "http://checkout.test".into()),
             ("CHECKOUT_CLAIM_KEYS", format!("{}:{}", signer.kid(), signer.public_key())),
-            ("CHECKOUT_TOKEN_SECRET", "test-token-secret-of-at-least-32-characters".into()),
+            ("CHECKOUT_TOKEN_SECRET", TOKEN_SECRET.into()),
             ("CHECKOUT_DEV_SECRETS_FILE", test_db.dir().join("dev-secrets.json").display().to_string()),
             ("CHECKOUT_WORKERS", "2".into()),
         ]

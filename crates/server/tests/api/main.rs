@@ -15,3 +15,4 @@ mod operations;
 mod orders;
 mod pages;
 mod validation;
+mod webhooks;

@@ -1,0 +1,454 @@
+//! Webhooks from the outside: a receiver on loopback verifies signatures and counts deliveries.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use domain::dispatch::WebhookService;
+use domain::merchant::Livemode;
+use domain::ports::Clock;
+use domain::secret::Secret;
+use domain::webhook::{signature, WebhookSecrets};
+use persistence::WebhookRepository;
+use serde_json::{json, Value};
+
+use crate::helpers::{Backend, TestApp, TestMerchant};
+use crate::on_both_backends;
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str).unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+struct Script {
+    answers: VecDeque<u16>,
+    delay: Duration,
+    received: Vec<Received>,
+    in_flight: HashMap<String, usize>,
+    most_at_once: usize,
+}
+
+/// A merchant's webhook receiver: answers from a script (200 once it runs out), records requests.
+struct Receiver {
+    url: String,
+    script: Arc<Mutex<Script>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let script = Arc::new(Mutex::new(Script::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (script_in, stop_in) = (script.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop_in.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let script = script_in.clone();
+                        std::thread::spawn(move || Self::answer(stream, &script));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self { url, script, stop, thread: Some(thread) }
+    }
+
+    fn answer(mut stream: TcpStream, script: &Mutex<Script>) {
+        stream.set_nonblocking(false).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let mut headers = HashMap::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap() <= 2 {
+                break;
+            }
+            if let Some((name, value)) = line.trim_end().split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            }
+        }
+        let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let received = Received { headers, body: String::from_utf8(body).unwrap() };
+        let delivery = received.header("x-fanfare-delivery-id").to_owned();
+        let (status, delay) = {
+            let mut script = script.lock().unwrap();
+            let status = script.answers.pop_front().unwrap_or(200);
+            let in_flight = script.in_flight.entry(delivery.clone()).or_default();
+            *in_flight += 1;
+            let now = *in_flight;
+            script.most_at_once = script.most_at_once.max(now);
+            script.received.push(received);
+            (status, script.delay)
+        };
+        std::thread::sleep(delay);
+        *script.lock().unwrap().in_flight.entry(delivery).or_default() -= 1;
+        let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    }
+
+    fn answer_with(&self, statuses: &[u16]) {
+        self.script.lock().unwrap().answers.extend(statuses);
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.script.lock().unwrap().received.clone()
+    }
+
+    /// Waits (bounded) until `count` requests have arrived.
+    fn wait_for(&self, count: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.received().len() < count {
+            assert!(Instant::now() < deadline, "{} of {count} deliveries arrived", self.received().len());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.received()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn register(app: &TestApp, merchant: &TestMerchant, url: &str, events: &[&str]) -> (String, String) {
+    let response =
+        app.post_raw("/webhook-endpoints", Some(&merchant.key), &json!({ "url": url, "events": events }).to_string());
+    assert_eq!(response.status, 201, "{}", response.text);
+    let body = response.json();
+    (body["id"].as_str().unwrap().to_owned(), body["secret"].as_str().unwrap().to_owned())
+}
+
+fn assert_signed(delivery: &Received, secret: &str) {
+    let timestamp: i64 = delivery.header("x-fanfare-timestamp").parse().unwrap();
+    let expected = signature(&Secret::new(secret), timestamp, &delivery.body);
+    let signatures: Vec<&str> = delivery.header("x-fanfare-signature").split(", ").collect();
+    assert!(signatures.contains(&expected.as_str()), "{signatures:?}");
+    assert!((Utc::now().timestamp() - timestamp).abs() < 60);
+}
+
+const FAST: &[(&str, &str)] = &[("CHECKOUT_WEBHOOK_POLL_MS", "50")];
+
+fn every_event_arrives_signed_in_order_with_the_order_as_the_api_shows_it(backend: Backend) {
+    let app = TestApp::spawn_with(backend, FAST);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    let (endpoint, secret) = register(&app, &merchant, &receiver.url, &[]);
+    let (page, order_id) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    assert_eq!(app.pay(&page, "4000000000000002").status, 402);
+    assert_eq!(app.pay(&page, "4242424242424242").status, 303);
+
+    let deliveries = receiver.wait_for(3);
+    let types: Vec<String> = deliveries.iter().map(|d| d.json()["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(types, ["order.created", "payment.failed", "order.completed"]);
+    for delivery in &deliveries {
+        assert_signed(delivery, &secret);
+        let event = delivery.json();
+        assert!(event["id"].as_str().unwrap().starts_with("evt_"));
+        assert_eq!(event["merchantId"], merchant.id.to_string().as_str());
+        assert_eq!(event["livemode"], false);
+        assert_eq!(event["data"]["id"], order_id.as_str());
+        assert_eq!(delivery.header("x-fanfare-webhook-id"), endpoint);
+        assert_eq!(delivery.header("x-fanfare-retry-count"), "0");
+        assert_eq!(delivery.header("x-fanfare-delivery-id"), format!("{}.{endpoint}", event["id"].as_str().unwrap()));
+        assert!(delivery.header("x-fanfare-original-time").parse::<i64>().is_ok());
+    }
+    let completed = deliveries[2].json();
+    assert_eq!(completed["data"], app.get_order(&merchant.key, &order_id), "data is the order as GET shows it");
+    assert_eq!(completed["data"]["status"], "paid");
+}
+
+fn cancelled_and_expired_orders_are_told_and_subscriptions_filter(backend: Backend) {
+    let app =
+        TestApp::spawn_with(backend, &[("CHECKOUT_WEBHOOK_POLL_MS", "50"), ("CHECKOUT_SWEEP_INTERVAL_SECONDS", "1")]);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    register(&app, &merchant, &receiver.url, &["order.cancelled", "order.expired"]);
+    let (_, cancelled) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let (_, expired) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let auth = format!("Bearer {}", merchant.key);
+    assert_eq!(app.request("POST", &format!("/orders/{cancelled}/cancel"), &[("Authorization", &auth)]).status, 200);
+    app.execute(&format!(
+        "UPDATE checkout_sessions SET expires_at = '2000-01-01 00:00:00' WHERE order_id = '{expired}'"
+    ));
+    let deliveries = receiver.wait_for(2);
+    let seen: Vec<(String, String)> = deliveries
+        .iter()
+        .map(|d| (d.json()["type"].as_str().unwrap().to_owned(), d.json()["data"]["id"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(seen, [("order.cancelled".to_owned(), cancelled), ("order.expired".to_owned(), expired)]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(receiver.received().len(), 2, "order.created was not subscribed");
+}
+
+fn test_events_never_reach_live_endpoints(backend: Backend) {
+    let app = TestApp::spawn_with(backend, FAST);
+    let merchant = app.new_merchant();
+    let live_key =
+        server::cli::create_key(&persistence::MerchantRepository::new(app.db.clone()), merchant.id, Livemode::Live)
+            .unwrap()
+            .1;
+    let live = TestMerchant { key: live_key.secret().expose().to_owned(), ..merchant.clone() };
+    let live_receiver = Receiver::start();
+    let test_receiver = Receiver::start();
+    register(&app, &live, &live_receiver.url, &[]);
+    register(&app, &merchant, &test_receiver.url, &[]);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    test_receiver.wait_for(1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(live_receiver.received().is_empty());
+    let listed = app.request("GET", "/webhook-endpoints", &[("Authorization", &format!("Bearer {}", live.key))]);
+    assert_eq!(listed.json()["data"].as_array().unwrap().len(), 1, "a key sees its mode's endpoints only");
+}
+
+fn an_event_committed_before_a_crash_is_delivered_after_restart(backend: Backend) {
+    // No dispatcher runs in the first server: it "dies" between the commit and the delivery.
+    let db = crate::helpers::TestDb::new(backend);
+    let signer = domain::claim::ClaimSigner::generate();
+    let first = TestApp::spawn_on(db.shared(), signer, &[("CHECKOUT_WEBHOOK_POLL_MS", "3600000")]);
+    let merchant = first.new_merchant();
+    let receiver = Receiver::start();
+    let (_, secret) = register(&first, &merchant, &receiver.url, &[]);
+    let (_, order_id) = first.create_checkout(&merchant, &first.checkout_body(&merchant));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(receiver.received().is_empty());
+    let signer = first.signer_copy();
+    drop(first);
+
+    let _second = TestApp::spawn_on(db.shared(), signer, FAST);
+    let delivery = &receiver.wait_for(1)[0];
+    assert_signed(delivery, &secret);
+    assert_eq!(delivery.json()["data"]["id"], order_id.as_str());
+}
+
+/// A clock the test moves.
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl ManualClock {
+    fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+/// A dispatcher of the test's own over the app's database, on a clock the test moves. The app's
+/// own dispatcher is slowed to an hour so that it stays out of the way.
+fn dispatcher(app: &TestApp, clock: &Arc<ManualClock>) -> WebhookService {
+    WebhookService::new(
+        Arc::new(WebhookRepository::new(app.db.clone())),
+        Arc::new(webhook_http::HttpSender::new(true).unwrap()),
+        clock.clone(),
+        WebhookSecrets::new(Secret::new(crate::helpers::TOKEN_SECRET)),
+        false,
+    )
+}
+
+const MANUAL: &[(&str, &str)] = &[("CHECKOUT_WEBHOOK_POLL_MS", "3600000")];
+
+fn a_receiver_that_fails_three_times_gets_it_on_the_fourth_attempt_on_schedule(backend: Backend) {
+    let app = TestApp::spawn_with(backend, MANUAL);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    register(&app, &merchant, &receiver.url, &["order.created"]);
+    receiver.answer_with(&[500, 503, 502]);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
+    let webhooks = dispatcher(&app, &clock);
+
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 1, "first attempt");
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 1, "the first retry is immediate");
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 0, "the next waits a minute");
+    clock.advance(chrono::Duration::seconds(50));
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 0, "still waiting (a minute, less a tenth at most)");
+    clock.advance(chrono::Duration::seconds(17));
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 1, "third attempt after a minute");
+    clock.advance(chrono::Duration::seconds(5 * 60 + 31));
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 1, "fourth attempt after five more");
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 0, "delivered: nothing left");
+
+    let received = receiver.received();
+    let counts: Vec<&str> = received.iter().map(|r| r.header("x-fanfare-retry-count")).collect();
+    assert_eq!(counts, ["0", "1", "2", "3"]);
+    assert!(received.iter().all(|r| r.body == received[0].body), "the same event, byte for byte");
+    let delivered = webhooks.deliveries(Some("delivered"), 10).unwrap();
+    assert_eq!((delivered.len(), delivered[0].attempts), (1, 4));
+}
+
+fn after_the_last_attempt_a_delivery_has_failed_and_can_be_resent(backend: Backend) {
+    let app = TestApp::spawn_with(backend, MANUAL);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    register(&app, &merchant, &receiver.url, &["order.created"]);
+    receiver.answer_with(&[500; 9]);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
+    let webhooks = dispatcher(&app, &clock);
+    for _ in 0..9 {
+        assert_eq!(webhooks.dispatch_once(10).unwrap(), 1);
+        clock.advance(chrono::Duration::hours(27));
+    }
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 0, "nine attempts, then no more");
+    let failed = webhooks.deliveries(Some("failed"), 10).unwrap();
+    assert_eq!((failed.len(), failed[0].attempts, failed[0].last_status), (1, 9, Some(500)));
+
+    let event = failed[0].event_id.parse().unwrap();
+    assert_eq!(webhooks.resend(event).unwrap(), 1);
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 1);
+    assert_eq!(receiver.received().len(), 10);
+    assert_eq!(webhooks.deliveries(Some("delivered"), 10).unwrap().len(), 1);
+}
+
+fn gone_disables_the_endpoint(backend: Backend) {
+    let app = TestApp::spawn_with(backend, MANUAL);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    register(&app, &merchant, &receiver.url, &[]);
+    receiver.answer_with(&[410]);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
+    let webhooks = dispatcher(&app, &clock);
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 1);
+    let listed = app.request("GET", "/webhook-endpoints", &[("Authorization", &format!("Bearer {}", merchant.key))]);
+    assert_eq!(listed.json()["data"][0]["status"], "disabled");
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    clock.advance(chrono::Duration::days(2));
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 0, "a disabled endpoint gets nothing");
+    assert_eq!(receiver.received().len(), 1);
+}
+
+fn two_dispatchers_never_send_one_delivery_at_the_same_time(backend: Backend) {
+    let app = TestApp::spawn_with(backend, MANUAL);
+    let merchant = app.new_merchant();
+    let receivers: Vec<Receiver> = (0..3).map(|_| Receiver::start()).collect();
+    for receiver in &receivers {
+        register(&app, &merchant, &receiver.url, &["order.created"]);
+        receiver.script.lock().unwrap().delay = Duration::from_millis(100);
+    }
+    for _ in 0..4 {
+        app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    }
+    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
+    let (a, b) = (dispatcher(&app, &clock), dispatcher(&app, &clock));
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        for webhooks in [&a, &b] {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                barrier.wait();
+                for _ in 0..20 {
+                    webhooks.dispatch_once(10).unwrap();
+                }
+            });
+        }
+    });
+    for receiver in &receivers {
+        let received = receiver.received();
+        assert_eq!(received.len(), 4, "every event once per endpoint");
+        let mut ids: Vec<String> = received.iter().map(|r| r.json()["id"].as_str().unwrap().to_owned()).collect();
+        let arrival = ids.clone();
+        ids.sort();
+        assert_eq!(arrival, ids, "in the order they happened");
+        ids.dedup();
+        assert_eq!(ids.len(), 4, "no event twice");
+        assert_eq!(receiver.script.lock().unwrap().most_at_once, 1);
+    }
+}
+
+on_both_backends!(
+    every_event_arrives_signed_in_order_with_the_order_as_the_api_shows_it,
+    cancelled_and_expired_orders_are_told_and_subscriptions_filter,
+    test_events_never_reach_live_endpoints,
+    an_event_committed_before_a_crash_is_delivered_after_restart,
+    a_receiver_that_fails_three_times_gets_it_on_the_fourth_attempt_on_schedule,
+    after_the_last_attempt_a_delivery_has_failed_and_can_be_resent,
+    gone_disables_the_endpoint,
+    two_dispatchers_never_send_one_delivery_at_the_same_time,
+);
+
+#[test]
+fn the_readme_verification_snippet_accepts_real_deliveries_and_refuses_forgeries() {
+    let app = TestApp::spawn_with(Backend::Sqlite, FAST);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    let (_, secret) = register(&app, &merchant, &receiver.url, &[]);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let delivery = receiver.wait_for(1).remove(0);
+    let verify = |timestamp: &str, body: &str, now: &str| -> String {
+        let script = format!(
+            "import sys; sys.path.insert(0, {dir:?}); from verify import verify; \
+             print(verify({secret:?}, {timestamp:?}, {signature:?}, {body:?}.encode(), now={now}))",
+            dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/webhooks"),
+            signature = delivery.header("x-fanfare-signature"),
+        );
+        let output = std::process::Command::new("python3").args(["-c", &script]).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let timestamp = delivery.header("x-fanfare-timestamp");
+    assert_eq!(verify(timestamp, &delivery.body, "None"), "True");
+    assert_eq!(verify(timestamp, &delivery.body.replace("usd", "eur"), "None"), "False", "a tampered body");
+    let later = (timestamp.parse::<i64>().unwrap() + 301).to_string();
+    assert_eq!(verify(timestamp, &delivery.body, &later), "False", "a replay after five minutes");
+}
+
+#[test]
+fn endpoints_are_validated_listed_and_removed() {
+    let app = TestApp::spawn(Backend::Sqlite);
+    let merchant = app.new_merchant();
+    let key = Some(merchant.key.as_str());
+    let bad_url = app.post_raw("/webhook-endpoints", key, r#"{"url": "ftp://x"}"#);
+    assert_eq!((bad_url.status, bad_url.json()["error"].as_str()), (400, Some("invalid_request")));
+    let bad_event =
+        app.post_raw("/webhook-endpoints", key, r#"{"url": "https://shop.example/h", "events": ["order.eaten"]}"#);
+    assert_eq!(bad_event.status, 400);
+    assert_eq!(app.post_raw("/webhook-endpoints", None, r#"{"url": "https://shop.example/h"}"#).status, 401);
+    let (id, secret) = register(&app, &merchant, "https://shop.example/h", &["order.completed"]);
+    assert!(secret.starts_with("whsec_"));
+    let auth = format!("Bearer {}", merchant.key);
+    let listed = app.request("GET", "/webhook-endpoints", &[("Authorization", &auth)]).json();
+    assert_eq!(listed["data"][0]["events"], json!(["order.completed"]));
+    assert!(listed["data"][0].get("secret").is_none(), "the secret is shown once");
+    let other = app.new_merchant();
+    let foreign = app.request(
+        "DELETE",
+        &format!("/webhook-endpoints/{id}"),
+        &[("Authorization", &format!("Bearer {}", other.key))],
+    );
+    assert_eq!(foreign.status, 404);
+    assert_eq!(app.request("DELETE", &format!("/webhook-endpoints/{id}"), &[("Authorization", &auth)]).status, 200);
+    let after = app.request("GET", "/webhook-endpoints", &[("Authorization", &auth)]).json();
+    assert_eq!(after["data"], json!([]));
+}
