@@ -387,7 +387,35 @@ fn two_dispatchers_never_send_one_delivery_at_the_same_time(backend: Backend) {
     }
 }
 
+fn during_a_rotation_both_secrets_sign(backend: Backend) {
+    let app = TestApp::spawn_with(backend, MANUAL);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    let (endpoint, old) = register(&app, &merchant, &receiver.url, &["order.created"]);
+    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
+    let webhooks = dispatcher(&app, &clock);
+    let (_, new) = webhooks.rotate_secret(endpoint.parse().unwrap()).unwrap();
+    assert_ne!(new.expose(), old);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 1);
+    let during = &receiver.received()[0];
+    assert_eq!(during.header("x-fanfare-signature").split(", ").count(), 2);
+    assert_signed(during, &old);
+    assert_signed(during, new.expose());
+
+    clock.advance(chrono::Duration::hours(25));
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    // Events are written at the server's time; the dispatcher's clock is a day ahead.
+    assert_eq!(webhooks.dispatch_once(10).unwrap(), 1);
+    let after = &receiver.received()[1];
+    assert_eq!(after.header("x-fanfare-signature").split(", ").count(), 1, "the old secret stopped after 24 h");
+    let timestamp: i64 = after.header("x-fanfare-timestamp").parse().unwrap();
+    assert_eq!(after.header("x-fanfare-signature"), signature(&new, timestamp, &after.body));
+}
+
 on_both_backends!(
+    during_a_rotation_both_secrets_sign,
     every_event_arrives_signed_in_order_with_the_order_as_the_api_shows_it,
     cancelled_and_expired_orders_are_told_and_subscriptions_filter,
     test_events_never_reach_live_endpoints,
@@ -451,4 +479,47 @@ fn endpoints_are_validated_listed_and_removed() {
     assert_eq!(app.request("DELETE", &format!("/webhook-endpoints/{id}"), &[("Authorization", &auth)]).status, 200);
     let after = app.request("GET", "/webhook-endpoints", &[("Authorization", &auth)]).json();
     assert_eq!(after["data"], json!([]));
+}
+
+#[test]
+fn the_operator_cli_manages_endpoints_and_deliveries() {
+    let db = crate::helpers::TestDb::new(Backend::Sqlite);
+    let run = |args: &[&str]| -> Value {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_checkout-server"))
+            .args(args)
+            .current_dir(db.dir())
+            .env_clear()
+            .env("DATABASE_URL", &db.url)
+            .env("CHECKOUT_TOKEN_SECRET", crate::helpers::TOKEN_SECRET)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let merchant = run(&["merchant", "create", "--name", "Hooked"]);
+    let merchant_id = merchant["id"].as_str().unwrap();
+    let added = run(&[
+        "webhook",
+        "add",
+        "--merchant",
+        merchant_id,
+        "--url",
+        "http://127.0.0.1:9/h",
+        "--event",
+        "order.completed",
+    ]);
+    let endpoint = added["id"].as_str().unwrap();
+    assert!(added["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(added["events"], json!(["order.completed"]));
+    let listed = run(&["webhook", "list", "--merchant", merchant_id]);
+    assert_eq!(listed[0]["id"], endpoint);
+    assert!(listed[0].get("secret").is_none());
+    let rotated = run(&["webhook", "rotate-secret", endpoint]);
+    assert_ne!(rotated["secret"], added["secret"]);
+    assert!(rotated["previousSecretValidUntil"].is_string());
+    assert_eq!(run(&["webhook", "deliveries"]), json!([]));
+    let removed = run(&["webhook", "remove", endpoint]);
+    assert_eq!(removed["removed"], true);
+    assert_eq!(run(&["webhook", "list"]), json!([]));
 }
