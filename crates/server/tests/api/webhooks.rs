@@ -523,3 +523,18 @@ fn the_operator_cli_manages_endpoints_and_deliveries() {
     assert_eq!(removed["removed"], true);
     assert_eq!(run(&["webhook", "list"]), json!([]));
 }
+
+#[test]
+fn production_endpoints_must_be_https() {
+    let app = TestApp::spawn_on(
+        crate::helpers::TestDb::new(Backend::Sqlite),
+        domain::claim::ClaimSigner::generate(),
+        &[("CHECKOUT_ENV", "production"), ("CHECKOUT_PUBLIC_URL", "https://checkout.test")],
+    );
+    let merchant = app.new_merchant();
+    let plain = app.post_raw("/webhook-endpoints", Some(&merchant.key), r#"{"url": "http://shop.example/hooks"}"#);
+    assert_eq!(plain.status, 400, "{}", plain.text);
+    assert!(plain.json()["message"].as_str().unwrap().contains("https"));
+    let secure = app.post_raw("/webhook-endpoints", Some(&merchant.key), r#"{"url": "https://shop.example/hooks"}"#);
+    assert_eq!(secure.status, 201, "{}", secure.text);
+}
