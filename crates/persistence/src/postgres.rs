@@ -143,14 +143,15 @@ impl QueryFragment<Pg> for CreateCheckout<'_> {
              ses AS (INSERT INTO checkout_sessions (order_id, token_hash, mode, success_url, cancel_url, status, \
              expires_at, created_at, updated_at) SELECT ord.id, p.token_hash, p.mode, p.success_url, p.cancel_url, \
              p.session_status, p.expires_at, p.now, p.now FROM p, ord), \
-             listeners AS (SELECT e.id FROM p, webhook_endpoints e WHERE e.merchant_id = p.merchant_id \
-             AND e.livemode = p.livemode AND e.status = p.endpoint_enabled \
-             AND (e.event_types = '*' OR e.event_types LIKE p.event_pattern)), \
              evt AS (INSERT INTO webhook_events (id, merchant_id, livemode, event_type, payload, created_at) \
              SELECT p.event_id, p.merchant_id, p.livemode, p.event_type, p.event_payload, p.now FROM p, ord \
-             WHERE EXISTS (SELECT 1 FROM listeners) RETURNING id), \
+             WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.merchant_id = p.merchant_id \
+             AND e.livemode = p.livemode AND e.status = p.endpoint_enabled \
+             AND (e.event_types = '*' OR e.event_types LIKE p.event_pattern)) RETURNING id), \
              dlv AS (INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, \
-             created_at) SELECT evt.id, listeners.id, 'pending', 0, p.now, p.now FROM evt, listeners, p) \
+             created_at) SELECT evt.id, e.id, 'pending', 0, p.now, p.now FROM evt, p, webhook_endpoints e \
+             WHERE e.merchant_id = p.merchant_id AND e.livemode = p.livemode AND e.status = p.endpoint_enabled \
+             AND (e.event_types = '*' OR e.event_types LIKE p.event_pattern)) \
              SELECT EXISTS (SELECT 1 FROM ord)",
         );
         Ok(())
