@@ -3,18 +3,15 @@
 //! Chromium and chromedriver in place. With `CHECKOUT_SCREENSHOTS=<dir>` set, each page is saved
 //! as a PNG there (that is how `docs/screenshots/` is made).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, TestApp, TestMerchant};
+use crate::helpers::{Backend, LoopbackServer, TestApp, TestMerchant};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -29,65 +26,30 @@ fn free_port() -> u16 {
 struct MerchantSite {
     address: String,
     frame: Arc<Mutex<String>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl MerchantSite {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
         let frame = Arc::new(Mutex::new(String::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (frame_in, stop_in) = (frame.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !stop_in.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => Self::answer(stream, &frame_in.lock().unwrap()),
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
+        let shown = frame.clone();
+        let server = LoopbackServer::start(move |request| {
+            let body = if request.path.starts_with("/shop") {
+                format!(
+                    "<!doctype html><title>Shop</title><h1>Drop Shop</h1><p id=\"result\">waiting</p>\
+                     <iframe id=\"checkout\" src=\"{}\" style=\"width:520px;height:820px;border:0\"></iframe>\
+                     <script>window.addEventListener('message', function (e) {{\
+                     document.getElementById('result').textContent = JSON.stringify(e.data); }});</script>",
+                    shown.lock().unwrap()
+                )
+            } else if request.path.starts_with("/success") {
+                "<!doctype html><title>Thanks</title><h1 id=\"done\">Order confirmed</h1>".to_owned()
+            } else {
+                "<!doctype html><title>Cart</title><h1 id=\"done\">Back in your cart</h1>".to_owned()
+            };
+            (200, "text/html; charset=utf-8", body)
         });
-        Self { address, frame, stop, thread: Some(thread) }
-    }
-
-    fn answer(mut stream: TcpStream, frame: &str) {
-        stream.set_nonblocking(false).unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut request_line = String::new();
-        let _ = reader.read_line(&mut request_line);
-        let mut line = String::new();
-        while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-            line.clear();
-        }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-        let body = if path.starts_with("/shop") {
-            format!(
-                "<!doctype html><title>Shop</title><h1>Drop Shop</h1><p id=\"result\">waiting</p>\
-                 <iframe id=\"checkout\" src=\"{frame}\" style=\"width:520px;height:820px;border:0\"></iframe>\
-                 <script>window.addEventListener('message', function (e) {{\
-                 document.getElementById('result').textContent = JSON.stringify(e.data); }});</script>"
-            )
-        } else if path.starts_with("/success") {
-            "<!doctype html><title>Thanks</title><h1 id=\"done\">Order confirmed</h1>".to_owned()
-        } else {
-            "<!doctype html><title>Cart</title><h1 id=\"done\">Back in your cart</h1>".to_owned()
-        };
-        let _ = write!(
-            stream,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    }
-}
-
-impl Drop for MerchantSite {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        Self { address: server.address.clone(), frame, _server: server }
     }
 }
 

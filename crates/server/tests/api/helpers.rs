@@ -403,3 +403,98 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A request that a [`LoopbackServer`] received.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub path: String,
+    /// Names in lower case.
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Incoming {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str).unwrap_or_default()
+    }
+}
+
+/// A small HTTP/1.1 server on loopback for the other side of a test (a merchant's site, a webhook
+/// receiver): each request is answered by `handle` (status, content type, body) on a thread of
+/// its own. Stops when dropped.
+pub struct LoopbackServer {
+    pub address: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    pub fn start(handle: impl Fn(Incoming) -> (u16, &'static str, String) + Send + Sync + 'static) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
+        listener.set_nonblocking(true).expect("non-blocking listener");
+        let address = format!("http://{}", listener.local_addr().expect("address"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = Arc::new(handle);
+        let stop_in = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stop_in.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let handle = handle.clone();
+                        std::thread::spawn(move || Self::serve(stream, handle.as_ref()));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self { address, stop, thread: Some(thread) }
+    }
+
+    fn serve(mut stream: std::net::TcpStream, handle: &dyn Fn(Incoming) -> (u16, &'static str, String)) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        stream.set_nonblocking(false).expect("blocking stream");
+        let mut reader = BufReader::new(stream.try_clone().expect("stream"));
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let mut headers = HashMap::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).map(|n| n <= 2).unwrap_or(true) {
+                break;
+            }
+            if let Some((name, value)) = line.trim_end().split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            }
+        }
+        let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (status, content_type, answer) =
+            handle(Incoming { path, headers, body: String::from_utf8_lossy(&body).into_owned() });
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

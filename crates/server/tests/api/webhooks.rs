@@ -1,11 +1,7 @@
 //! Webhooks from the outside: a receiver on loopback verifies signatures and counts deliveries.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -17,125 +13,65 @@ use domain::webhook::{signature, WebhookSecrets};
 use persistence::WebhookRepository;
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, TestApp, TestMerchant};
+use crate::helpers::{Backend, Incoming, LoopbackServer, TestApp, TestMerchant};
 use crate::on_both_backends;
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str).unwrap_or_default()
-    }
-}
 
 #[derive(Default)]
 struct Script {
     answers: VecDeque<u16>,
     delay: Duration,
-    received: Vec<Received>,
+    received: Vec<Incoming>,
     in_flight: HashMap<String, usize>,
     most_at_once: usize,
 }
 
-/// A merchant's webhook receiver: answers from a script (200 once it runs out), records requests.
+/// A merchant's webhook receiver: answers from a script (200 once it runs out), records requests
+/// and how many of one delivery were ever in flight at once.
 struct Receiver {
     url: String,
     script: Arc<Mutex<Script>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: LoopbackServer,
 }
 
 impl Receiver {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
         let script = Arc::new(Mutex::new(Script::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (script_in, stop_in) = (script.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !stop_in.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let script = script_in.clone();
-                        std::thread::spawn(move || Self::answer(stream, &script));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
+        let shared = script.clone();
+        let server = LoopbackServer::start(move |request| {
+            let delivery = request.header("x-fanfare-delivery-id").to_owned();
+            let (status, delay) = {
+                let mut script = shared.lock().unwrap();
+                let status = script.answers.pop_front().unwrap_or(200);
+                let in_flight = script.in_flight.entry(delivery.clone()).or_default();
+                *in_flight += 1;
+                let now = *in_flight;
+                script.most_at_once = script.most_at_once.max(now);
+                script.received.push(request);
+                (status, script.delay)
+            };
+            std::thread::sleep(delay);
+            *shared.lock().unwrap().in_flight.entry(delivery).or_default() -= 1;
+            (status, "text/plain", "ok".to_owned())
         });
-        Self { url, script, stop, thread: Some(thread) }
-    }
-
-    fn answer(mut stream: TcpStream, script: &Mutex<Script>) {
-        stream.set_nonblocking(false).unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let mut headers = HashMap::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap() <= 2 {
-                break;
-            }
-            if let Some((name, value)) = line.trim_end().split_once(':') {
-                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-            }
-        }
-        let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let received = Received { headers, body: String::from_utf8(body).unwrap() };
-        let delivery = received.header("x-fanfare-delivery-id").to_owned();
-        let (status, delay) = {
-            let mut script = script.lock().unwrap();
-            let status = script.answers.pop_front().unwrap_or(200);
-            let in_flight = script.in_flight.entry(delivery.clone()).or_default();
-            *in_flight += 1;
-            let now = *in_flight;
-            script.most_at_once = script.most_at_once.max(now);
-            script.received.push(received);
-            (status, script.delay)
-        };
-        std::thread::sleep(delay);
-        *script.lock().unwrap().in_flight.entry(delivery).or_default() -= 1;
-        let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        Self { url: format!("{}/hooks", server.address), script, _server: server }
     }
 
     fn answer_with(&self, statuses: &[u16]) {
         self.script.lock().unwrap().answers.extend(statuses);
     }
 
-    fn received(&self) -> Vec<Received> {
+    fn received(&self) -> Vec<Incoming> {
         self.script.lock().unwrap().received.clone()
     }
 
     /// Waits (bounded) until `count` requests have arrived.
-    fn wait_for(&self, count: usize) -> Vec<Received> {
+    fn wait_for(&self, count: usize) -> Vec<Incoming> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.received().len() < count {
             assert!(Instant::now() < deadline, "{} of {count} deliveries arrived", self.received().len());
             std::thread::sleep(Duration::from_millis(20));
         }
         self.received()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -147,7 +83,7 @@ fn register(app: &TestApp, merchant: &TestMerchant, url: &str, events: &[&str]) 
     (body["id"].as_str().unwrap().to_owned(), body["secret"].as_str().unwrap().to_owned())
 }
 
-fn assert_signed(delivery: &Received, secret: &str) {
+fn assert_signed(delivery: &Incoming, secret: &str) {
     let timestamp: i64 = delivery.header("x-fanfare-timestamp").parse().unwrap();
     let expected = signature(&Secret::new(secret), timestamp, &delivery.body);
     let signatures: Vec<&str> = delivery.header("x-fanfare-signature").split(", ").collect();
