@@ -262,6 +262,10 @@ pub trait SessionStore: Send + Sync {
 
     /// Checkouts whose open session ended at or before `now`, at most `limit` of them.
     fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError>;
+
+    /// Checkouts whose payment has been `processing` since `before` or longer: a charge whose
+    /// process died between asking the provider and recording the answer.
+    fn stuck_charges(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError>;
 }
 
 /// One compare-and-set change of a checkout, with what it leaves behind.
@@ -318,6 +322,10 @@ pub enum SessionError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// How long a charge may stay `processing` before it is taken for dead: well past the provider
+/// call's own 30-second budget.
+pub const STUCK_AFTER_SECONDS: i64 = 120;
 
 /// The checkout page, the merchant's order endpoints and the sweeper.
 #[derive(Clone)]
@@ -469,6 +477,27 @@ impl SessionService {
     ) -> Result<Result<CheckoutRecord, (CheckoutRecord, Refused)>, SessionError> {
         let record = self.store.find_order(caller.merchant_id, caller.livemode, order_id)?;
         self.cancel(record.ok_or(SessionError::NotFound)?)
+    }
+
+    /// Frees payments left `processing` for longer than any charge takes (the process died between
+    /// asking the provider and recording its answer): they become `failed`, so the consumer may
+    /// try again and the session can expire. Returns how many it freed.
+    pub fn release_stuck_charges(&self, batch: i64) -> Result<usize, SessionError> {
+        let now = self.clock.now();
+        let mut released = 0;
+        for record in self.store.stuck_charges(now - chrono::Duration::seconds(STUCK_AFTER_SECONDS), batch)? {
+            let Ok(failed) = record.state.end_charge(ChargeEnd::Failed) else { continue };
+            let from = record.state;
+            let record = CheckoutRecord { state: failed, updated_at: now, ..record };
+            let event = record.event(EventType::PaymentFailed, now);
+            if self.store.transition(
+                record.order_id,
+                Transition { event: Some(&event), ..Transition::plain(from, failed, now) },
+            )? {
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     /// Expires sessions past their end, a batch at a time; safe to run on several replicas at once

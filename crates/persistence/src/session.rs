@@ -283,6 +283,25 @@ impl SessionStore for SessionRepository {
         }
     }
 
+    fn stuck_charges(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError> {
+        let stuck = with_conn!(&self.db, |conn| (|| -> Result<Vec<CheckoutRecord>, RepoError> {
+            let ids: Vec<String> = payments::table
+                .filter(payments::status.eq(PaymentStatus::Processing.as_str()))
+                .filter(payments::updated_at.le(before.naive_utc()))
+                .select(payments::order_id)
+                .limit(limit)
+                .load(conn)?;
+            let mut stuck = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(found) = load!(conn, orders::id.eq(id)) {
+                    stuck.push(record(found)?);
+                }
+            }
+            Ok(stuck)
+        })()?);
+        Ok(stuck)
+    }
+
     fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError> {
         let due = with_conn!(&self.db, |conn| (|| -> Result<Vec<CheckoutRecord>, RepoError> {
             let ids: Vec<String> = checkout_sessions::table

@@ -67,8 +67,8 @@ async fn run_job(
     metrics.job_runs.with_label_values(&[job, outcome]).inc();
 }
 
-/// Every `interval`: expires sessions past their end (even when nobody looks) and purges
-/// idempotency records past retention. Each replica runs these; every change is a compare-and-set
+/// Every `interval`: frees charges whose process died mid-way, expires sessions past their end
+/// (even when nobody looks) and purges idempotency records past retention. Each replica runs these; every change is a compare-and-set
 /// or an idempotent delete, so replicas never fight. They stop with the server.
 fn spawn_jobs(
     sessions: SessionService,
@@ -80,6 +80,11 @@ fn spawn_jobs(
         let mut ticks = actix_web::rt::time::interval(interval);
         loop {
             ticks.tick().await;
+            let stuck = sessions.clone();
+            run_job(&metrics, "release_stuck_charges", move || {
+                stuck.release_stuck_charges(SWEEP_BATCH).map_err(|e| e.to_string())
+            })
+            .await;
             let sessions = sessions.clone();
             run_job(&metrics, "expire_sessions", move || sessions.expire_due(SWEEP_BATCH).map_err(|e| e.to_string()))
                 .await;

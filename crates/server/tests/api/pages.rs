@@ -175,6 +175,24 @@ fn sessions_expire_even_when_nobody_looks(backend: Backend) {
     assert_eq!(stored(&open_id), 0, "a session still in its time stays open");
 }
 
+fn a_charge_whose_process_died_is_freed_and_can_be_retried(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("CHECKOUT_SWEEP_INTERVAL_SECONDS", "1")]);
+    let merchant = app.new_merchant();
+    let (page, order_id) = checkout(&app, &merchant, "hosted");
+    // A process took the payment to the provider and died before recording the answer.
+    app.execute(&format!(
+        "UPDATE payments SET status = 'processing', updated_at = '2000-01-01 00:00:00' WHERE order_id = '{order_id}'"
+    ));
+    assert!(app.request("GET", &page, &[]).text.contains("Payment in progress"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get_order(&merchant.key, &order_id)["payment"]["status"] == "processing" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(app.get_order(&merchant.key, &order_id)["payment"]["status"], "failed");
+    assert_eq!(app.pay(&page, SUCCEEDS).status, 303, "the consumer can pay again");
+    assert_eq!(app.get_order(&merchant.key, &order_id)["status"], "paid");
+}
+
 fn the_embedded_page_may_be_framed_and_reports_its_outcome(backend: Backend) {
     let app = TestApp::spawn(backend);
     let merchant = app.new_merchant();
@@ -237,6 +255,7 @@ on_both_backends!(
     cancelling_lands_on_the_cancel_url_and_ends_the_checkout,
     an_expired_session_says_so_and_never_charges,
     sessions_expire_even_when_nobody_looks,
+    a_charge_whose_process_died_is_freed_and_can_be_retried,
     the_embedded_page_may_be_framed_and_reports_its_outcome,
     pages_are_locked_down,
     forged_forms_are_refused,
