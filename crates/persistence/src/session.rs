@@ -137,6 +137,20 @@ macro_rules! load_checkout {
 
 pub(crate) use load_checkout as load;
 
+/// Reads the whole checkout of each order id in `$ids` (skipping any that vanished meanwhile).
+macro_rules! load_each {
+    ($conn:ident, $ids:expr) => {{
+        let ids: Vec<String> = $ids;
+        let mut records = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(found) = load!($conn, orders::id.eq(id)) {
+                records.push(record(found)?);
+            }
+        }
+        records
+    }};
+}
+
 /// What [`load`] read, as the domain's record.
 pub(crate) fn record(
     (row, items, attempt): (CheckoutRow, Vec<ItemRow>, Option<AttemptRow>),
@@ -291,13 +305,7 @@ impl SessionStore for SessionRepository {
                 .select(payments::order_id)
                 .limit(limit)
                 .load(conn)?;
-            let mut stuck = Vec::with_capacity(ids.len());
-            for id in &ids {
-                if let Some(found) = load!(conn, orders::id.eq(id)) {
-                    stuck.push(record(found)?);
-                }
-            }
-            Ok(stuck)
+            Ok(load_each!(conn, ids))
         })()?);
         Ok(stuck)
     }
@@ -312,13 +320,7 @@ impl SessionStore for SessionRepository {
                 .select(checkout_sessions::order_id)
                 .limit(limit)
                 .load(conn)?;
-            let mut due = Vec::with_capacity(ids.len());
-            for id in &ids {
-                if let Some(found) = load!(conn, orders::id.eq(id)) {
-                    due.push(record(found)?);
-                }
-            }
-            Ok(due)
+            Ok(load_each!(conn, ids))
         })()?);
         Ok(due)
     }
