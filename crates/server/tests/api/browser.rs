@@ -173,6 +173,10 @@ impl Browser {
         }
     }
 
+    fn resize(&self, width: u32, height: u32) {
+        self.call("POST", "/window/rect", Some(json!({"width": width, "height": height})));
+    }
+
     fn enter_frame(&self, css: &str) {
         let id = self.find(css);
         self.call("POST", "/frame", Some(json!({"id": {ELEMENT: id}})));
@@ -251,6 +255,16 @@ fn a_consumer_pays_on_the_hosted_page_and_lands_on_the_success_url() {
     browser.goto(&url);
     assert!(browser.text("main").contains("$65.00"));
     browser.screenshot("hosted");
+    // A phone's width: one column, nothing cut off.
+    browser.resize(390, 844);
+    let width = browser.call(
+        "POST",
+        "/execute/sync",
+        Some(json!({"script": "return document.documentElement.scrollWidth;", "args": []})),
+    );
+    assert!(width.as_u64().unwrap() <= 390, "no horizontal scrolling on a phone: {width}");
+    browser.screenshot("mobile");
+    browser.resize(1200, 900);
     browser.pay_with("4242 4242 4242 4242");
     let success = format!("{}/success?order={order_id}", scene.site.address);
     browser.wait_for("the success page", |b| b.url() == success);
