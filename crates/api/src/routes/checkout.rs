@@ -26,21 +26,19 @@ pub async fn post(
     let body = read_json(payload).await;
     let metrics = state.metrics.clone();
     let answer = web::block(move || {
-        let body = match body {
-            Ok(body) => body,
+        let parsed = body.and_then(|body| {
+            let request = checkout_request(body.as_ref(), state.require_https).map_err(ApiError::Validation)?;
+            Ok((request, body.unwrap_or(Value::Null)))
+        });
+        match parsed {
+            Ok((request, body)) => state.checkout.create(&key.0, request).map_err(|error| {
+                count_refusal(&state.metrics, &error);
+                ApiError::from_checkout(error, &body)
+            }),
+            // A refused body still has its key judged first: 401 or 403 before any 400 or 413.
             Err(refusal) => {
                 authenticate(state.merchants.as_ref(), &key.0).map_err(|e| ApiError::from_checkout(e, &Value::Null))?;
-                return Err(refusal);
-            }
-        };
-        match checkout_request(body.as_ref(), state.require_https) {
-            Ok(request) => state.checkout.create(&key.0, request).map_err(|error| {
-                count_refusal(&state.metrics, &error);
-                ApiError::from_checkout(error, body.as_ref().unwrap_or(&Value::Null))
-            }),
-            Err(issues) => {
-                authenticate(state.merchants.as_ref(), &key.0).map_err(|e| ApiError::from_checkout(e, &Value::Null))?;
-                Err(ApiError::Validation(issues))
+                Err(refusal)
             }
         }
     })
