@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use domain::checkout::format_time;
 use domain::lifecycle::Refused;
 use domain::merchant::Livemode;
-use domain::order::{Mode, SessionStatus};
+use domain::order::Mode;
 use domain::payment::CardError;
 use domain::session::CheckoutRecord;
 
@@ -190,14 +190,7 @@ fn ended(record: &CheckoutRecord, refused: Refused) -> String {
 
 /// The whole page for a checkout in its current state.
 pub fn render(record: &CheckoutRecord, render: &Render<'_>) -> String {
-    let refused = match record.state.session {
-        SessionStatus::Open => None,
-        SessionStatus::Complete => Some(Refused::Paid),
-        SessionStatus::Cancelled => Some(Refused::Cancelled),
-        SessionStatus::Expired => Some(Refused::Expired),
-    };
-    let refused =
-        refused.or((record.state.payment == domain::order::PaymentStatus::Processing).then_some(Refused::InProgress));
+    let refused = record.state.refusal();
     let body = match refused {
         None => payment_form(record, render),
         Some(refused) => ended(record, refused),

@@ -58,6 +58,11 @@ impl Checkout {
         }
     }
 
+    /// Why the checkout cannot be paid now, if it cannot: it ended, or a charge is running.
+    pub fn refusal(self) -> Option<Refused> {
+        self.ended().or((self.payment == PaymentStatus::Processing).then_some(Refused::InProgress))
+    }
+
     fn ended(self) -> Option<Refused> {
         match self.session {
             SessionStatus::Complete => Some(Refused::Paid),
