@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, Environment};
 use crate::dev::DevSecrets;
-use crate::startup::{open_database, server_secret, webhook_service};
+use crate::startup::{migrate, open_database, server_secret, webhook_service};
 
 /// The Fanfare Checkout API server.
 #[derive(Debug, Parser)]
@@ -211,7 +211,7 @@ pub fn run(command: Command, config: &Config) -> Result<Value, CliError> {
     match command {
         Command::Serve => Err(CliError::new("usage", "serve is not an administrative command")),
         Command::Migrate => {
-            let applied = open_database(config).map_err(store_error)?.migrate().map_err(store_error)?;
+            let (_, applied) = migrate(config).map_err(store_error)?;
             Ok(json!({ "status": "migrated", "database": backend(config), "applied": applied }))
         }
         Command::Merchant(MerchantCommand::Create { name }) => {

@@ -33,16 +33,22 @@ pub enum StartError {
 
 /// Opens the database of `config` and applies pending migrations.
 pub fn open_database(config: &Config) -> Result<Database, StartError> {
+    let (database, applied) = migrate(config)?;
+    if !applied.is_empty() {
+        log::info!("applied migrations: {}", applied.join(", "));
+    }
+    Ok(database)
+}
+
+/// Opens the database of `config`, applies pending migrations and says which.
+pub fn migrate(config: &Config) -> Result<(Database, Vec<String>), StartError> {
     let database = Database::connect(&DbOptions {
         url: config.database_url.clone(),
         pool_size: config.pool_size,
         lock_wait: config.idempotency_wait,
     })?;
     let applied = database.migrate()?;
-    if !applied.is_empty() {
-        log::info!("applied migrations: {}", applied.join(", "));
-    }
-    Ok(database)
+    Ok((database, applied))
 }
 
 /// Runs one background job on the blocking pool and counts it.
