@@ -72,6 +72,7 @@ pub struct Merchant {
     /// Active or suspended.
     pub status: MerchantStatus,
     /// When it was created.
+    #[serde(serialize_with = "crate::checkout::serialize_time")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -103,8 +104,10 @@ pub struct ApiKeySummary {
     /// Last four characters of the secret.
     pub hint: String,
     /// When it was created.
+    #[serde(serialize_with = "crate::checkout::serialize_time")]
     pub created_at: DateTime<Utc>,
     /// When it was revoked, if it was.
+    #[serde(serialize_with = "crate::checkout::serialize_optional_time")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
