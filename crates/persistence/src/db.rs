@@ -91,8 +91,22 @@ impl<C: R2D2Connection + Send + 'static> ManageConnection for Checked<C> {
     }
 }
 
+/// A database URL with any password replaced, fit for logs and `Debug`.
+pub fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// How to connect.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DbOptions {
     /// `sqlite://path`, `sqlite:path` or `postgres://…`
     pub url: String,
@@ -101,6 +115,16 @@ pub struct DbOptions {
     /// How long a request waits for a lock held by another (the idempotency wait) or for a pooled
     /// connection, before giving up.
     pub lock_wait: Duration,
+}
+
+impl std::fmt::Debug for DbOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbOptions")
+            .field("url", &redacted_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("lock_wait", &self.lock_wait)
+            .finish()
+    }
 }
 
 /// The database behind the repositories: cheap to clone.
@@ -337,5 +361,22 @@ impl domain::ports::Diagnostics for Database {
             Database::Postgres(pool) => vec![stats("postgres", pool.state())],
             Database::Sqlite { pool, .. } => vec![stats("sqlite", pool.state())],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_debug_output() {
+        assert_eq!(
+            redacted_url("postgres://app:s3cret@db.internal:5432/checkout"),
+            "postgres://app:[redacted]@db.internal:5432/checkout"
+        );
+        assert_eq!(redacted_url("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(redacted_url("sqlite://data/checkout.db"), "sqlite://data/checkout.db");
+        let options = DbOptions { url: "postgres://u:pw@h/d".into(), pool_size: 1, lock_wait: Duration::from_secs(1) };
+        assert!(!format!("{options:?}").contains("pw"));
     }
 }

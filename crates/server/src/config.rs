@@ -14,8 +14,8 @@ pub enum Environment {
     Production,
 }
 
-/// Everything the server reads from its environment.
-#[derive(Debug, Clone)]
+/// Everything the server reads from its environment. Its `Debug` hides the database password.
+#[derive(Clone)]
 pub struct Config {
     /// `DATABASE_URL`
     pub database_url: String,
@@ -53,6 +53,17 @@ pub struct Config {
     pub dev_secrets_file: String,
     /// `CHECKOUT_WORKERS` (default: one per core)
     pub workers: Option<usize>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &persistence::redacted_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Settings that are missing, malformed or unsafe; each names its variable.
