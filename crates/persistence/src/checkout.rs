@@ -115,9 +115,9 @@ macro_rules! take_key {
     }};
 }
 
-/// With the key taken: creates the order, its lines, payment and session, unless the claim backs an
-/// open order that has not run out (then records that outcome under the key instead). A pending
-/// order past its expiry is marked expired, which frees the claim.
+/// With the key taken: creates the order, its lines, payment and session, unless the claim backs a
+/// paid order or an open one that has not run out (then records that outcome under the key
+/// instead). A pending order past its expiry is marked expired, which frees the claim.
 macro_rules! create_order {
     ($conn:ident, $row:expr) => {{
         let r: &Row = $row;
@@ -148,14 +148,20 @@ macro_rules! create_order {
                 outcome = Ok(Redemption::Created);
                 break;
             }
-            let open = orders::table
+            // The order that holds the claim: paid, or pending (and maybe run out).
+            let holder = orders::table
                 .filter(orders::merchant_id.eq(&r.merchant_id))
                 .filter(orders::livemode.eq(r.livemode))
                 .filter(orders::claim_id.eq(&claim.claim_id))
-                .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-                .select((orders::id, orders::expires_at))
-                .first::<(String, NaiveDateTime)>($conn)
+                .filter(orders::status.eq_any([OrderStatus::Pending.as_str(), OrderStatus::Paid.as_str()]))
+                .select((orders::id, orders::status, orders::expires_at))
+                .first::<(String, String, NaiveDateTime)>($conn)
                 .optional()?;
+            let open = holder.map(|(id, status, expires_at)| {
+                // A paid order holds its claim for good.
+                let live_until = if status == OrderStatus::Paid.as_str() { NaiveDateTime::MAX } else { expires_at };
+                (id, live_until)
+            });
             match open {
                 Some((_, expires_at)) if expires_at > r.now => {
                     diesel::update(idempotency_keys::table.find((&r.merchant_id, r.livemode, c.scope.key.as_str())))

@@ -35,8 +35,9 @@ CREATE TABLE orders (
     created_at       TIMESTAMP NOT NULL,
     updated_at       TIMESTAMP NOT NULL
 );
--- A claim backs at most one open order: the database, not the application, enforces it.
-CREATE UNIQUE INDEX orders_one_open_per_claim ON orders (merchant_id, livemode, claim_id) WHERE status = 'pending';
+-- A claim backs at most one order that is open or paid: the database, not the application,
+-- enforces it. Only an expired or cancelled order frees its claim for another.
+CREATE UNIQUE INDEX orders_one_live_per_claim ON orders (merchant_id, livemode, claim_id) WHERE status IN ('pending', 'paid');
 CREATE INDEX orders_by_merchant ON orders (merchant_id, created_at);
 
 CREATE TABLE order_items (

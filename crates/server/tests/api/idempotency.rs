@@ -101,6 +101,20 @@ fn an_expired_order_frees_its_claim(backend: Backend) {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders WHERE status = 'pending'"), 1);
 }
 
+fn a_paid_order_keeps_its_claim_for_good(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let claim = app.signed_claim(&merchant);
+    let (page, _) = app.create_checkout(&merchant, &app.body_with(&claim));
+    assert_eq!(app.pay(&page, "4242424242424242").status, 303);
+    // Even once the paid order's session time has passed, the claim was used.
+    app.execute("UPDATE orders SET expires_at = '2000-01-01 00:00:00'");
+    let again = app.post_checkout(&merchant.key, &app.body_with(&claim));
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert_eq!(again.json()["error"], "claim_already_redeemed");
+    assert_eq!(app.checkout_rows()[0], 1);
+}
+
 fn a_cancelled_order_frees_its_claim(backend: Backend) {
     let app = TestApp::spawn(backend);
     let merchant = app.new_merchant();
@@ -136,5 +150,6 @@ on_both_backends!(
     keys_are_scoped_to_the_merchant_and_mode,
     a_claim_backs_only_one_open_order,
     an_expired_order_frees_its_claim,
+    a_paid_order_keeps_its_claim_for_good,
     a_cancelled_order_frees_its_claim,
 );
