@@ -170,3 +170,47 @@ fn the_contract_is_served_as_json_with_a_readable_page() {
     assert!(page.text.contains("/assets/docs.js") && !page.text.contains("https://"), "no external resources");
     assert_eq!(app.request("GET", "/assets/docs.js", &[]).status, 200);
 }
+
+/// A YAML node as JSON, for comparing the seed with the served document.
+fn yaml_to_json(yaml: &yaml_rust2::Yaml) -> Value {
+    use yaml_rust2::Yaml;
+    match yaml {
+        Yaml::Real(text) => serde_json::from_str(text).unwrap(),
+        Yaml::Integer(n) => Value::from(*n),
+        Yaml::String(s) => Value::from(s.as_str()),
+        Yaml::Boolean(b) => Value::from(*b),
+        Yaml::Array(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
+        Yaml::Hash(entries) => Value::Object(
+            entries.iter().map(|(k, v)| (k.as_str().expect("string keys").to_owned(), yaml_to_json(v))).collect(),
+        ),
+        Yaml::Null => Value::Null,
+        other => panic!("unexpected YAML node {other:?}"),
+    }
+}
+
+/// Whether `served` has everything `seed` has, unchanged: objects may gain keys, nothing else moves.
+fn keeps(served: &Value, seed: &Value, at: &str) -> Result<(), String> {
+    match (served, seed) {
+        (Value::Object(served), Value::Object(seed)) => seed.iter().try_for_each(|(key, value)| {
+            let place = format!("{at}/{key}");
+            served.get(key).ok_or_else(|| format!("{place} is gone")).and_then(|s| keeps(s, value, &place))
+        }),
+        _ if served == seed => Ok(()),
+        _ => Err(format!("{at} changed: {seed} became {served}")),
+    }
+}
+
+#[test]
+fn the_served_json_keeps_the_seed_operation_unchanged() {
+    let app = TestApp::spawn(Backend::Sqlite);
+    let served = app.request("GET", "/openapi.json", &[]).json();
+    let seed = yaml_rust2::YamlLoader::load_from_str(include_str!("../../../../docs/checkout-api.seed.yaml")).unwrap();
+    let seed = yaml_to_json(&seed[0]);
+    keeps(&served["paths"]["/checkout"]["post"], &seed["paths"]["/checkout"]["post"], "POST /checkout").unwrap();
+    keeps(&served["components"]["securitySchemes"], &seed["components"]["securitySchemes"], "securitySchemes").unwrap();
+    keeps(&served["security"], &seed["security"], "security").unwrap();
+    // And the check can fail: a changed field is caught.
+    let mut altered = served["paths"]["/checkout"]["post"].clone();
+    altered["requestBody"]["content"]["application/json"]["schema"]["required"][0] = Value::from("claim");
+    assert!(keeps(&altered, &seed["paths"]["/checkout"]["post"], "POST /checkout").is_err());
+}
