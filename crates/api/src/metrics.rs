@@ -2,6 +2,7 @@
 //! rejections, pool occupancy and the background jobs. Served as text at `GET /metrics`.
 
 use domain::ports::PoolStats;
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -30,24 +31,23 @@ pub struct Metrics {
     pub job_rows: IntCounterVec,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+/// Registers a metric made from constant names and labels, which cannot fail.
+fn register<M: Collector + Clone + 'static>(registry: &Registry, name: &str, made: prometheus::Result<M>) -> M {
+    let metric = made.unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
     registry.register(Box::new(metric.clone())).unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
     metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(registry, name, IntCounter::new(name, help))
 }
 
 fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric =
-        IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
-    registry.register(Box::new(metric.clone())).unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
-    metric
+    register(registry, name, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
 fn gauges(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
-    let metric =
-        IntGaugeVec::new(Opts::new(name, help), &["pool"]).unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
-    registry.register(Box::new(metric.clone())).unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
-    metric
+    register(registry, name, IntGaugeVec::new(Opts::new(name, help), &["pool"]))
 }
 
 impl Default for Metrics {
@@ -61,13 +61,15 @@ impl Metrics {
     pub fn new() -> Self {
         let registry =
             Registry::new_custom(Some("checkout".into()), None).unwrap_or_else(|e| unreachable!("a valid prefix: {e}"));
-        let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "Time to answer a request, by route.")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            &["route"],
-        )
-        .unwrap_or_else(|e| unreachable!("latency histogram: {e}"));
-        registry.register(Box::new(latency.clone())).unwrap_or_else(|e| unreachable!("latency histogram: {e}"));
+        let latency = register(
+            &registry,
+            "http_request_duration_seconds",
+            HistogramVec::new(
+                HistogramOpts::new("http_request_duration_seconds", "Time to answer a request, by route.")
+                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["route"],
+            ),
+        );
         Self {
             requests: counters(
                 &registry,
