@@ -35,7 +35,7 @@ macro_rules! write_event {
                     .values((
                         webhook_deliveries::event_id.eq(&id),
                         webhook_deliveries::endpoint_id.eq(endpoint),
-                        webhook_deliveries::status.eq("pending"),
+                        webhook_deliveries::status.eq($crate::webhook::PENDING),
                         webhook_deliveries::attempts.eq(0),
                         webhook_deliveries::next_attempt_at.eq(at),
                         webhook_deliveries::created_at.eq(at),

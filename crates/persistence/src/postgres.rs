@@ -112,6 +112,7 @@ impl QueryFragment<Pg> for CreateCheckout<'_> {
         param!(Text, &c.event.payload, "event_payload");
         param!(Text, &self.event_pattern, "event_pattern");
         param!(Text, EndpointStatus::Enabled.as_str(), "endpoint_enabled");
+        param!(Text, crate::webhook::PENDING, "delivery_status");
         out.push_bind_param::<Text, _>(SessionStatus::Open.as_str())?;
         out.push_sql(
             " AS session_status), \
@@ -149,7 +150,7 @@ impl QueryFragment<Pg> for CreateCheckout<'_> {
              AND e.livemode = p.livemode AND e.status = p.endpoint_enabled \
              AND (e.event_types = '*' OR e.event_types LIKE p.event_pattern)) RETURNING id), \
              dlv AS (INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, \
-             created_at) SELECT evt.id, e.id, 'pending', 0, p.now, p.now FROM evt, p, webhook_endpoints e \
+             created_at) SELECT evt.id, e.id, p.delivery_status, 0, p.now, p.now FROM evt, p, webhook_endpoints e \
              WHERE e.merchant_id = p.merchant_id AND e.livemode = p.livemode AND e.status = p.endpoint_enabled \
              AND (e.event_types = '*' OR e.event_types LIKE p.event_pattern)) \
              SELECT EXISTS (SELECT 1 FROM ord)",

@@ -12,7 +12,8 @@ use crate::db::{with_conn, write_tx, Database};
 use crate::error::RepoError;
 use crate::schema::{webhook_deliveries, webhook_endpoints, webhook_events};
 
-const PENDING: &str = "pending";
+/// A delivery not yet delivered nor given up (also written by the outbox and the PostgreSQL create).
+pub(crate) const PENDING: &str = "pending";
 const DELIVERED: &str = "delivered";
 const FAILED: &str = "failed";
 
