@@ -265,7 +265,7 @@ impl CustomizeConnection<Live<PgConnection>, diesel::r2d2::Error> for PgSettings
 }
 
 /// The file path of a SQLite URL, if it is one.
-pub fn sqlite_path(url: &str) -> Option<&str> {
+fn sqlite_path(url: &str) -> Option<&str> {
     url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
 }
 

@@ -14,7 +14,7 @@ mod session;
 mod webhook;
 
 pub use checkout::CheckoutRepository;
-pub use db::{redacted_url, sqlite_path, Database, DbOptions};
+pub use db::{redacted_url, Database, DbOptions};
 pub use error::RepoError;
 pub use merchant::MerchantRepository;
 pub use session::SessionRepository;

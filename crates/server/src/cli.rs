@@ -211,8 +211,8 @@ pub fn run(command: Command, config: &Config) -> Result<Value, CliError> {
     match command {
         Command::Serve => Err(CliError::new("usage", "serve is not an administrative command")),
         Command::Migrate => {
-            let (_, applied) = migrate(config).map_err(store_error)?;
-            Ok(json!({ "status": "migrated", "database": backend(config), "applied": applied }))
+            let (database, applied) = migrate(config).map_err(store_error)?;
+            Ok(json!({ "status": "migrated", "database": database.backend(), "applied": applied }))
         }
         Command::Merchant(MerchantCommand::Create { name }) => {
             let name = name.trim();
@@ -310,14 +310,6 @@ fn webhook(command: WebhookCommand, config: &Config) -> Result<Value, CliError> 
             }
             Ok(json!({ "eventId": event_id, "deliveries": resent }))
         }
-    }
-}
-
-fn backend(config: &Config) -> &'static str {
-    if config.database_url.starts_with("postgres") {
-        "postgres"
-    } else {
-        "sqlite"
     }
 }
 
