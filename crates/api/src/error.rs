@@ -41,9 +41,15 @@ pub enum ApiError {
     /// 404.
     #[error("no such resource")]
     NotFound,
-    /// 409: the order has ended otherwise (paid, expired) or is being paid.
+    /// 409: the order has ended otherwise (paid, expired).
     #[error("the order cannot be cancelled: {0}")]
     NotCancellable(String),
+    /// 409: a charge for the order is with the provider; its answer decides the order.
+    #[error("a payment for this order is in progress; its outcome decides the order, retry shortly")]
+    PaymentInProgress,
+    /// 409: the merchant has as many webhook endpoints as it may have in this mode.
+    #[error("{0}")]
+    EndpointLimitReached(String),
     /// 405; carries the methods the resource allows.
     #[error("method not allowed; this resource allows {0}")]
     MethodNotAllowed(&'static str),
@@ -68,6 +74,8 @@ impl ApiError {
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::NotFound => "not_found",
             ApiError::NotCancellable(_) => "order_not_cancellable",
+            ApiError::PaymentInProgress => "order_payment_in_progress",
+            ApiError::EndpointLimitReached(_) => "webhook_endpoint_limit_reached",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -90,9 +98,11 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(AuthError::Unauthenticated(_)) => StatusCode::UNAUTHORIZED,
             ApiError::Auth(AuthError::Forbidden(_)) => StatusCode::FORBIDDEN,
-            ApiError::ClaimAlreadyRedeemed | ApiError::IdempotencyInProgress | ApiError::NotCancellable(_) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::ClaimAlreadyRedeemed
+            | ApiError::IdempotencyInProgress
+            | ApiError::NotCancellable(_)
+            | ApiError::PaymentInProgress
+            | ApiError::EndpointLimitReached(_) => StatusCode::CONFLICT,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -109,7 +119,7 @@ impl ResponseError for ApiError {
             ApiError::Auth(AuthError::Unauthenticated(_)) => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
-            ApiError::IdempotencyInProgress | ApiError::Unavailable(_) => {
+            ApiError::IdempotencyInProgress | ApiError::Unavailable(_) | ApiError::PaymentInProgress => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             ApiError::MethodNotAllowed(allowed) => {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use domain::checkout::format_time;
 use domain::lifecycle::Refused;
 use domain::merchant::Livemode;
-use domain::order::Mode;
+use domain::order::{CancellationReason, Mode, PaymentStatus};
 use domain::payment::CardError;
 use domain::session::CheckoutRecord;
 
@@ -156,22 +156,50 @@ fn payment_form(record: &CheckoutRecord, render: &Render<'_>) -> String {
     )
 }
 
+/// What an ended checkout says of the money: nothing moved, or a charge that landed late went back.
+fn money(record: &CheckoutRecord) -> &'static str {
+    if record.state.payment == PaymentStatus::Refunded {
+        "Your payment arrived after that and was refunded."
+    } else {
+        "You were not charged."
+    }
+}
+
 fn ended(record: &CheckoutRecord, refused: Refused) -> String {
+    let (cancelled, expired) = (
+        format!("This checkout was cancelled. {}", money(record)),
+        format!("This checkout has expired. {}", money(record)),
+    );
     let (class, icon, title, text, link) = match refused {
         Refused::Paid => {
             ("ok", "✓", "Payment received", "Thank you, your order is paid.", Some(record.success_redirect()))
         }
+        Refused::Cancelled if record.state.cancellation == Some(CancellationReason::TooManyFailedAttempts) => (
+            "",
+            "✕",
+            "Checkout closed",
+            "Too many cards were declined, so this checkout was closed. You were not charged. \
+             Ask the merchant for a new checkout.",
+            Some(record.cancel_redirect()),
+        ),
         Refused::Cancelled => (
             "",
             "✕",
             "Checkout cancelled",
-            "This checkout was cancelled. You were not charged.",
+            cancelled.as_str(),
             Some(record.cancel_redirect()),
         ),
-        Refused::Expired => ("", "⏱", "Checkout expired", "This checkout has expired. You were not charged.", None),
+        Refused::Expired => ("", "⏱", "Checkout expired", expired.as_str(), None),
         Refused::InProgress => {
             ("", "…", "Payment in progress", "Your payment is being processed. Refresh this page in a moment.", None)
         }
+        Refused::Unavailable => (
+            "",
+            "!",
+            "Checkout unavailable",
+            "This checkout is unavailable right now. Nothing was charged. Please try again later.",
+            None,
+        ),
     };
     let link = link
         .map(|url| {
@@ -190,7 +218,7 @@ fn ended(record: &CheckoutRecord, refused: Refused) -> String {
 
 /// The whole page for a checkout in its current state.
 pub fn render(record: &CheckoutRecord, render: &Render<'_>) -> String {
-    let refused = record.state.refusal();
+    let refused = record.refusal();
     let body = match refused {
         None => payment_form(record, render),
         Some(refused) => ended(record, refused),

@@ -1,6 +1,10 @@
 //! Webhook endpoints and the dispatcher's use case: lease what is due, sign it, send it, record how
 //! it ended. Several dispatchers (replicas) may run at once: a lease is a compare-and-set, so one
 //! delivery is never in flight twice.
+//!
+//! Delivery model: each endpoint is served on its own, one delivery at a time, oldest first (so it
+//! receives its events in the order they happened); the next goes as soon as the last is answered.
+//! Endpoints proceed in parallel, so a slow or dead endpoint delays only its own deliveries.
 
 use std::sync::Arc;
 
@@ -12,12 +16,15 @@ use crate::merchant::Livemode;
 use crate::ports::{Clock, StoreError};
 use crate::secret::{random_bytes, Secret};
 use crate::webhook::{
-    next_attempt, rotation_overlap, signature, subscription, AttemptEnd, DeliveryRecord, Due, Endpoint, EndpointStatus,
-    EventType, WebhookSecrets, WebhookSender, WebhookStore,
+    next_attempt, rotation_overlap, signature, subscription, Added, AttemptEnd, DeliveryRecord, Due, Endpoint,
+    EndpointStatus, EventType, WebhookSecrets, WebhookSender, WebhookStore,
 };
 
-/// How long a leased delivery is a dispatcher's own: longer than the send's 30 s timeout.
+/// How long a leased delivery is a dispatcher's own: longer than any send may take.
 const LEASE_SECONDS: i64 = 90;
+
+/// The most endpoints a merchant may have in one mode: each is work the dispatcher does per event.
+pub const MAX_ENDPOINTS: i64 = 16;
 
 /// Why an endpoint was not added.
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +33,14 @@ pub enum EndpointError {
     #[error("the endpoint URL must be an absolute {0} URL")]
     Url(&'static str),
     /// An event type nobody sends.
-    #[error("unknown event type {0:?}; known: order.created, order.completed, order.cancelled, order.expired, payment.failed")]
+    #[error("unknown event type {0:?}; known: order.created, order.completed, order.cancelled, order.expired, payment.failed, payment.refunded")]
     EventType(String),
     /// No such merchant or endpoint.
     #[error("not found")]
     NotFound,
+    /// The merchant has [`MAX_ENDPOINTS`] endpoints in this mode already.
+    #[error("at most {MAX_ENDPOINTS} webhook endpoints per merchant and mode; remove one first")]
+    TooMany,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -96,8 +106,10 @@ impl WebhookService {
             previous_until: None,
             created_at: now,
         };
-        if !self.store.add_endpoint(&endpoint)? {
-            return Err(EndpointError::NotFound);
+        match self.store.add_endpoint(&endpoint, MAX_ENDPOINTS)? {
+            Added::Added => {}
+            Added::NoMerchant => return Err(EndpointError::NotFound),
+            Added::LimitReached => return Err(EndpointError::TooMany),
         }
         let secret = self.secrets.secret(endpoint.id, endpoint.secret_version);
         Ok((endpoint, secret))
@@ -108,7 +120,7 @@ impl WebhookService {
         self.store.endpoints(owner)
     }
 
-    /// Removes an endpoint; its pending deliveries are not sent.
+    /// Removes an endpoint; its pending deliveries end as cancelled.
     pub fn remove_endpoint(&self, id: EndpointId, owner: Option<(MerchantId, Livemode)>) -> Result<(), EndpointError> {
         if self.store.remove_endpoint(id, owner, self.clock.now())? {
             Ok(())
@@ -157,29 +169,50 @@ impl WebhookService {
         ]
     }
 
-    /// Leases what is due, sends it (in parallel, one thread per delivery) and records the ends.
-    /// Returns how many attempts were made.
-    pub fn dispatch_once(&self, limit: i64) -> Result<usize, StoreError> {
+    /// Endpoints with a delivery due now that no dispatcher holds, at most `limit`, longest
+    /// waiting first: what [`Self::drain`] should serve.
+    pub fn due_endpoints(&self, limit: i64) -> Result<Vec<EndpointId>, StoreError> {
+        self.store.due_endpoints(self.clock.now(), limit)
+    }
+
+    /// Sends `endpoint`'s oldest pending delivery if it is due and nobody holds it, and records how
+    /// it ended; `None` when nothing was due.
+    pub fn deliver_next(&self, endpoint: EndpointId) -> Result<Option<AttemptEnd>, StoreError> {
         let now = self.clock.now();
-        let due = self.store.lease_due(now, now + Duration::seconds(LEASE_SECONDS), limit)?;
-        let ends: Vec<(Due, AttemptEnd)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = due
-                .into_iter()
-                .map(|due| {
-                    scope.spawn(move || {
-                        let headers = self.headers(&due, self.clock.now());
-                        let answer = self.sender.send(&due.endpoint.url, &headers, &due.payload);
-                        let end = self.end_of(&due, answer);
-                        (due, end)
-                    })
-                })
-                .collect();
-            handles.into_iter().filter_map(|h| h.join().ok()).collect()
-        });
-        for (due, end) in &ends {
-            self.store.record_attempt(due, end, self.clock.now())?;
+        let Some(due) = self.store.lease_next(endpoint, now, now + Duration::seconds(LEASE_SECONDS))? else {
+            return Ok(None);
+        };
+        let headers = self.headers(&due, self.clock.now());
+        let answer = self.sender.send(&due.endpoint.url, &headers, &due.payload);
+        let end = self.end_of(&due, answer);
+        self.store.record_attempt(&due, &end, self.clock.now())?;
+        Ok(Some(end))
+    }
+
+    /// Serves one endpoint until nothing of it is due (or `most` attempts were made): its
+    /// deliveries in order, each as soon as the one before was answered. Returns the attempts made.
+    pub fn drain(&self, endpoint: EndpointId, most: usize) -> Result<usize, StoreError> {
+        let mut attempts = 0;
+        while attempts < most && self.deliver_next(endpoint)?.is_some() {
+            attempts += 1;
         }
-        Ok(ends.len())
+        Ok(attempts)
+    }
+
+    /// One round: each due endpoint's oldest delivery once, endpoints in parallel. For tools and
+    /// tests that step the dispatcher; the server's dispatcher drains endpoints instead. Returns
+    /// how many attempts were made.
+    pub fn dispatch_once(&self, limit: i64) -> Result<usize, StoreError> {
+        let endpoints = self.due_endpoints(limit)?;
+        std::thread::scope(|scope| {
+            let sends: Vec<_> = endpoints.into_iter().map(|endpoint| scope.spawn(move || self.deliver_next(endpoint))).collect();
+            let mut attempts = 0;
+            for send in sends {
+                let sent = send.join().unwrap_or_else(|_| Err(StoreError::Unavailable("a delivery thread panicked".into())));
+                attempts += usize::from(sent?.is_some());
+            }
+            Ok(attempts)
+        })
     }
 
     fn end_of(&self, due: &Due, answer: Result<u16, String>) -> AttemptEnd {

@@ -1,12 +1,16 @@
-//! The lifecycle of a checkout as one state machine over its three records:
-//! session `open → complete | expired | cancelled`, payment `pending → processing → succeeded |
-//! failed` (a declined payment may be tried again while the session is open), and order
-//! `pending → paid | cancelled | expired`. Each transition checks where all three stand, so a paid,
-//! cancelled or expired checkout can never be charged, and only one charge runs at a time.
+//! The lifecycle of a checkout as one state machine over its three records: session `open →
+//! complete | expired | cancelled`, payment `pending → processing → succeeded | failed` (a
+//! declined payment may be tried again while the session is open; a charge that lands after the
+//! order ended is `refunded`), and order `pending → paid | cancelled | expired`.
+//!
+//! Each transition checks where all three stand, so a paid, cancelled or expired checkout can never
+//! be charged, and a charge in flight blocks every other change: cancel and expiry wait for the
+//! provider's answer. Storage applies a transition only to the version of the order it was computed
+//! from (see [`crate::session::Transition`]), so two racing changes can never both win.
 
 use chrono::{DateTime, Utc};
 
-use crate::order::{OrderStatus, PaymentStatus, SessionStatus};
+use crate::order::{CancellationReason, OrderStatus, PaymentStatus, SessionStatus};
 
 /// Where a checkout's three records stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +23,10 @@ pub struct Checkout {
     pub session: SessionStatus,
     /// When the session runs out.
     pub expires_at: DateTime<Utc>,
+    /// Declined charges so far.
+    pub failed_attempts: i32,
+    /// Why the order was cancelled, once it was.
+    pub cancellation: Option<CancellationReason>,
 }
 
 /// A transition that the current state does not allow; says what the state is.
@@ -34,8 +42,12 @@ pub enum Refused {
     #[error("this checkout has expired")]
     Expired,
     /// A charge is being answered right now.
-    #[error("a payment for this checkout is already in progress")]
+    #[error("a payment for this checkout is in progress")]
     InProgress,
+    /// The merchant is suspended: its checkouts take no payment and change nothing until it is
+    /// activated again.
+    #[error("this checkout is unavailable")]
+    Unavailable,
 }
 
 /// How a charge ended.
@@ -43,13 +55,16 @@ pub enum Refused {
 pub enum ChargeEnd {
     /// The money moved.
     Succeeded,
-    /// The provider said no; the consumer may try again.
-    Failed,
+    /// The provider declined the card: counts towards the checkout's failed attempts.
+    Declined,
+    /// The provider never took the charge (it failed, or has no record of it): nothing moved and
+    /// nothing counts.
+    NotCharged,
 }
 
 impl Checkout {
     /// The state as the consumer should see it at `now`: an open session past its end is expired,
-    /// whether or not the sweeper has written that yet.
+    /// whether or not the sweeper has written that yet (unless a charge is still being answered).
     pub fn at(self, now: DateTime<Utc>) -> Self {
         if self.session == SessionStatus::Open && now >= self.expires_at && self.payment != PaymentStatus::Processing {
             Self { order: OrderStatus::Expired, session: SessionStatus::Expired, ..self }
@@ -86,13 +101,15 @@ impl Checkout {
                 Ok(Self { payment: PaymentStatus::Processing, ..current })
             }
             PaymentStatus::Processing => Err(Refused::InProgress),
-            PaymentStatus::Succeeded => Err(Refused::Paid),
+            PaymentStatus::Succeeded | PaymentStatus::Refunded => Err(Refused::Paid),
         }
     }
 
     /// Ends the running charge. A success pays the order and completes the session, even if the
-    /// session's time ran out while the provider answered: the money has moved.
-    pub fn end_charge(self, end: ChargeEnd) -> Result<Self, Refused> {
+    /// session's time ran out while the provider answered: the money has moved. The
+    /// `max_failed`-th declined card closes the checkout for good (cancelled, so that nobody can
+    /// test cards on it).
+    pub fn end_charge(self, end: ChargeEnd, max_failed: i32) -> Result<Self, Refused> {
         if self.payment != PaymentStatus::Processing {
             return Err(self.ended().unwrap_or(Refused::InProgress));
         }
@@ -103,22 +120,63 @@ impl Checkout {
                 session: SessionStatus::Complete,
                 ..self
             },
-            ChargeEnd::Failed => Self { payment: PaymentStatus::Failed, ..self },
+            ChargeEnd::Declined if self.failed_attempts + 1 >= max_failed => Self {
+                order: OrderStatus::Cancelled,
+                payment: PaymentStatus::Failed,
+                session: SessionStatus::Cancelled,
+                failed_attempts: self.failed_attempts + 1,
+                cancellation: Some(CancellationReason::TooManyFailedAttempts),
+                ..self
+            },
+            ChargeEnd::Declined => {
+                Self { payment: PaymentStatus::Failed, failed_attempts: self.failed_attempts + 1, ..self }
+            }
+            ChargeEnd::NotCharged => Self { payment: PaymentStatus::Failed, ..self },
         })
     }
 
-    /// Ends an open session early (the merchant or the consumer). Cancelling twice is not an error.
-    pub fn cancel(self, now: DateTime<Utc>) -> Result<Self, Refused> {
+    /// A successful charge that could not be recorded as the end of a running charge (the checkout
+    /// moved on while the provider answered): it pays the checkout if the session is still open and
+    /// unpaid; otherwise `None`, and the money must go back.
+    pub fn charge_landed(self) -> Option<Self> {
+        // A payment that is `processing` belongs to another charge running now: that one decides.
+        let unpaid = matches!(self.payment, PaymentStatus::Pending | PaymentStatus::Failed);
+        (self.session == SessionStatus::Open && unpaid).then_some(Self {
+            order: OrderStatus::Paid,
+            payment: PaymentStatus::Succeeded,
+            session: SessionStatus::Complete,
+            ..self
+        })
+    }
+
+    /// After a stray charge was given back: the payment of an order that nothing paid says
+    /// `refunded`; a paid order stays paid (its own charge stands).
+    pub fn refunded(self) -> Self {
+        match self.payment {
+            PaymentStatus::Succeeded => self,
+            _ => Self { payment: PaymentStatus::Refunded, ..self },
+        }
+    }
+
+    /// Ends an open session early (the merchant or the consumer). Cancelling twice is not an
+    /// error; cancelling while a charge is answered is refused (`InProgress`): that charge decides.
+    pub fn cancel(self, now: DateTime<Utc>, reason: CancellationReason) -> Result<Self, Refused> {
         let current = self.at(now);
         match current.ended() {
             Some(Refused::Cancelled) => Ok(current),
             Some(refused) => Err(refused),
             None if current.payment == PaymentStatus::Processing => Err(Refused::InProgress),
-            None => Ok(Self { order: OrderStatus::Cancelled, session: SessionStatus::Cancelled, ..current }),
+            None => Ok(Self {
+                order: OrderStatus::Cancelled,
+                session: SessionStatus::Cancelled,
+                cancellation: Some(reason),
+                ..current
+            }),
         }
     }
 
-    /// Marks a session past its end as expired (the sweeper).
+    /// Marks a session past its end as expired (the sweeper, or a new order for the same claim).
+    /// Never while a charge is being answered.
     pub fn expire(self, now: DateTime<Utc>) -> Result<Self, Refused> {
         let current = self.at(now);
         match current.session {
@@ -134,6 +192,8 @@ mod tests {
 
     use super::*;
 
+    const MAX: i32 = 5;
+
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
     }
@@ -144,41 +204,72 @@ mod tests {
             payment: PaymentStatus::Pending,
             session: SessionStatus::Open,
             expires_at: now() + Duration::minutes(30),
+            failed_attempts: 0,
+            cancellation: None,
         }
+    }
+
+    fn statuses(c: Checkout) -> (OrderStatus, PaymentStatus, SessionStatus) {
+        (c.order, c.payment, c.session)
     }
 
     #[test]
     fn a_successful_charge_pays_the_order_and_completes_the_session() {
-        let paid = open().begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::Succeeded)).unwrap();
-        assert_eq!(
-            (paid.order, paid.payment, paid.session),
-            (OrderStatus::Paid, PaymentStatus::Succeeded, SessionStatus::Complete)
-        );
+        let paid = open().begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::Succeeded, MAX)).unwrap();
+        assert_eq!(statuses(paid), (OrderStatus::Paid, PaymentStatus::Succeeded, SessionStatus::Complete));
         assert_eq!(paid.begin_charge(now()), Err(Refused::Paid));
-        assert_eq!(paid.cancel(now()), Err(Refused::Paid));
+        assert_eq!(paid.cancel(now(), CancellationReason::RequestedByMerchant), Err(Refused::Paid));
     }
 
     #[test]
     fn a_declined_charge_may_be_retried_while_the_session_is_open() {
-        let declined = open().begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::Failed)).unwrap();
-        assert_eq!((declined.order, declined.payment), (OrderStatus::Pending, PaymentStatus::Failed));
-        let retried = declined.begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::Succeeded)).unwrap();
+        let declined = open().begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::Declined, MAX)).unwrap();
+        assert_eq!(
+            (declined.order, declined.payment, declined.failed_attempts),
+            (OrderStatus::Pending, PaymentStatus::Failed, 1)
+        );
+        let retried = declined.begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::Succeeded, MAX)).unwrap();
         assert_eq!(retried.order, OrderStatus::Paid);
     }
 
     #[test]
-    fn only_one_charge_runs_at_a_time() {
+    fn the_last_allowed_decline_closes_the_checkout_for_good() {
+        let mut state = open();
+        for _ in 0..MAX - 1 {
+            state = state.begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::Declined, MAX)).unwrap();
+            assert_eq!(state.session, SessionStatus::Open);
+        }
+        let closed = state.begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::Declined, MAX)).unwrap();
+        assert_eq!(statuses(closed), (OrderStatus::Cancelled, PaymentStatus::Failed, SessionStatus::Cancelled));
+        assert_eq!(closed.cancellation, Some(CancellationReason::TooManyFailedAttempts));
+        assert_eq!(closed.failed_attempts, MAX);
+        assert_eq!(closed.begin_charge(now()), Err(Refused::Cancelled));
+    }
+
+    #[test]
+    fn a_charge_the_provider_never_took_does_not_count_as_a_decline() {
+        let failed = open().begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::NotCharged, 1)).unwrap();
+        assert_eq!(
+            (failed.session, failed.payment, failed.failed_attempts),
+            (SessionStatus::Open, PaymentStatus::Failed, 0)
+        );
+    }
+
+    #[test]
+    fn a_running_charge_blocks_every_other_change() {
         let charging = open().begin_charge(now()).unwrap();
         assert_eq!(charging.begin_charge(now()), Err(Refused::InProgress));
-        assert_eq!(charging.cancel(now()), Err(Refused::InProgress));
-        assert_eq!(open().end_charge(ChargeEnd::Succeeded), Err(Refused::InProgress));
+        assert_eq!(charging.cancel(now(), CancellationReason::Abandoned), Err(Refused::InProgress));
+        let later = now() + Duration::hours(1);
+        assert_eq!(charging.expire(later), Err(Refused::InProgress), "a charge in flight outlives the session");
+        assert_eq!(open().end_charge(ChargeEnd::Succeeded, MAX), Err(Refused::InProgress));
     }
 
     #[test]
     fn an_expired_session_cannot_be_charged_or_cancelled() {
         let later = now() + Duration::minutes(31);
         assert_eq!(open().begin_charge(later), Err(Refused::Expired));
-        assert_eq!(open().cancel(later), Err(Refused::Expired));
+        assert_eq!(open().cancel(later, CancellationReason::Abandoned), Err(Refused::Expired));
         let expired = open().expire(later).unwrap();
         assert_eq!((expired.order, expired.session), (OrderStatus::Expired, SessionStatus::Expired));
         assert_eq!(open().expire(now()), Err(Refused::InProgress));
@@ -188,15 +279,31 @@ mod tests {
     fn a_charge_answered_after_the_end_still_counts() {
         let charging = open().begin_charge(now()).unwrap();
         assert_eq!(charging.at(now() + Duration::hours(1)).payment, PaymentStatus::Processing);
-        let paid = charging.end_charge(ChargeEnd::Succeeded).unwrap();
+        let paid = charging.end_charge(ChargeEnd::Succeeded, MAX).unwrap();
         assert_eq!(paid.order, OrderStatus::Paid);
     }
 
     #[test]
-    fn cancelling_is_idempotent_and_final() {
-        let cancelled = open().cancel(now()).unwrap();
+    fn a_charge_that_lands_late_pays_an_open_checkout_and_is_given_back_otherwise() {
+        let failed = open().begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::NotCharged, MAX)).unwrap();
+        assert_eq!(
+            failed.charge_landed().map(statuses),
+            Some((OrderStatus::Paid, PaymentStatus::Succeeded, SessionStatus::Complete))
+        );
+        let cancelled = failed.cancel(now(), CancellationReason::RequestedByMerchant).unwrap();
+        assert_eq!(cancelled.charge_landed(), None);
+        assert_eq!(cancelled.refunded().payment, PaymentStatus::Refunded);
+        let paid = open().begin_charge(now()).and_then(|c| c.end_charge(ChargeEnd::Succeeded, MAX)).unwrap();
+        assert_eq!(paid.charge_landed(), None, "a second charge never pays an order twice");
+        assert_eq!(paid.refunded(), paid, "the order's own charge stands");
+    }
+
+    #[test]
+    fn cancelling_is_idempotent_and_final_and_keeps_the_first_reason() {
+        let cancelled = open().cancel(now(), CancellationReason::RequestedByMerchant).unwrap();
         assert_eq!((cancelled.order, cancelled.session), (OrderStatus::Cancelled, SessionStatus::Cancelled));
-        assert_eq!(cancelled.cancel(now()), Ok(cancelled));
+        assert_eq!(cancelled.cancel(now(), CancellationReason::Abandoned), Ok(cancelled));
+        assert_eq!(cancelled.cancellation, Some(CancellationReason::RequestedByMerchant));
         assert_eq!(cancelled.begin_charge(now()), Err(Refused::Cancelled));
     }
 }

@@ -71,6 +71,37 @@ stored_enum!(
         Succeeded => "succeeded",
         /// Declined or errored.
         Failed => "failed",
+        /// A charge landed after the order ended (cancelled or expired) and was given back.
+        Refunded => "refunded",
+    }
+);
+
+stored_enum!(
+    /// Why an order was cancelled.
+    CancellationReason {
+        /// The merchant cancelled it through the API.
+        RequestedByMerchant => "requested_by_merchant",
+        /// The consumer left the checkout page with its cancel link.
+        Abandoned => "abandoned",
+        /// Too many cards were declined: the checkout closed to stop card testing.
+        TooManyFailedAttempts => "too_many_failed_attempts",
+    }
+);
+
+stored_enum!(
+    /// Where one charge attempt stands.
+    AttemptOutcome {
+        /// With the provider now; recorded before the provider is asked, so a charge whose process
+        /// dies can still be looked up.
+        Processing => "processing",
+        /// The money moved and pays the order.
+        Succeeded => "succeeded",
+        /// Declined, or the provider could not take it: nothing was charged.
+        Failed => "failed",
+        /// The money moved after the order ended (or another charge paid it): it must go back.
+        RefundPending => "refund_pending",
+        /// Moved and given back.
+        Refunded => "refunded",
     }
 );
 

@@ -144,6 +144,9 @@ pub enum DeclineCode {
     CardDeclined,
     /// Not enough money.
     InsufficientFunds,
+    /// The provider could not take the charge (an outage, or it has no record of it): nothing was
+    /// charged, and it does not count as a declined card.
+    ProcessingError,
 }
 
 impl DeclineCode {
@@ -152,7 +155,15 @@ impl DeclineCode {
         match self {
             DeclineCode::CardDeclined => "card_declined",
             DeclineCode::InsufficientFunds => "insufficient_funds",
+            DeclineCode::ProcessingError => "processing_error",
         }
+    }
+
+    /// From the stored text.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        [DeclineCode::CardDeclined, DeclineCode::InsufficientFunds, DeclineCode::ProcessingError]
+            .into_iter()
+            .find(|c| c.as_str() == text)
     }
 
     /// What the consumer reads.
@@ -160,6 +171,9 @@ impl DeclineCode {
         match self {
             DeclineCode::CardDeclined => "Your card was declined. Try another card.",
             DeclineCode::InsufficientFunds => "Your card has insufficient funds. Try another card.",
+            DeclineCode::ProcessingError => {
+                "The payment could not be processed. You were not charged; please try again."
+            }
         }
     }
 }
@@ -190,12 +204,30 @@ pub enum ChargeResult {
     Declined(DeclineCode),
 }
 
-/// A provider that could not answer (network, outage): the charge did not happen.
+/// What a provider knows of a charge it was asked for, by attempt id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeLookup {
+    /// Captured (and not given back).
+    Succeeded,
+    /// Declined, with the reason.
+    Declined(DeclineCode),
+    /// Still being answered: ask again later.
+    Pending,
+    /// Given back.
+    Refunded,
+    /// The provider never saw it: nothing was charged.
+    NotFound,
+}
+
+/// A provider that could not answer (network, outage). From `charge`, it means the charge did
+/// not happen: an adapter that cannot tell must keep waiting for the answer, or look it up, rather
+/// than return this.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the payment provider failed: {0}")]
 pub struct ProviderError(pub String);
 
-/// Moves money. Implemented by an adapter per provider (the sandbox is one).
+/// Moves money. Implemented by an adapter per provider (the sandbox is one). Every call is
+/// idempotent per attempt id, which is also the provider's idempotency key.
 pub trait PaymentProvider: Send + Sync {
     /// A short name, stored with each attempt.
     fn name(&self) -> &'static str;
@@ -205,6 +237,14 @@ pub trait PaymentProvider: Send + Sync {
 
     /// Charges the card once per `attempt_id`.
     fn charge(&self, charge: &Charge<'_>) -> Result<ChargeResult, ProviderError>;
+
+    /// What became of the charge made under `attempt_id`: asked when the process that made it died
+    /// before recording the answer.
+    fn lookup(&self, attempt_id: &str) -> Result<ChargeLookup, ProviderError>;
+
+    /// Gives back the whole of a charge that succeeded (a void before settlement, a refund after:
+    /// whichever the provider does). Giving back twice gives back once.
+    fn refund(&self, attempt_id: &str) -> Result<(), ProviderError>;
 }
 
 #[cfg(test)]

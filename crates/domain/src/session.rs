@@ -13,8 +13,8 @@ use crate::ids::{MerchantId, OrderId, PaymentId};
 use crate::lifecycle::{ChargeEnd, Checkout, Refused};
 use crate::merchant::{Caller, Livemode};
 use crate::money::Currency;
-use crate::order::{LineItem, Mode};
-use crate::payment::{Card, CardError, Charge, ChargeResult, DeclineCode, PaymentProvider, ProviderError};
+use crate::order::{AttemptOutcome, CancellationReason, LineItem, Mode, OrderStatus};
+use crate::payment::{Card, CardError, Charge, ChargeLookup, ChargeResult, DeclineCode, PaymentProvider};
 use crate::ports::{Clock, StoreError};
 use crate::secret::SecretHash;
 
@@ -25,15 +25,15 @@ pub struct Attempt {
     pub id: String,
     /// Which provider answered.
     pub provider: String,
-    /// Whether the money moved.
-    pub succeeded: bool,
+    /// Where it stands.
+    pub outcome: AttemptOutcome,
     /// Why not, when it did not.
     pub decline_code: Option<DeclineCode>,
     /// `visa`, `mastercard`, …
     pub card_brand: String,
     /// The last four digits.
     pub card_last4: String,
-    /// When it was answered.
+    /// When it was started.
     pub created_at: DateTime<Utc>,
 }
 
@@ -48,6 +48,8 @@ pub struct CheckoutRecord {
     pub merchant_id: MerchantId,
     /// Shown on the page.
     pub merchant_name: String,
+    /// Whether the merchant may take payments now (not suspended).
+    pub merchant_active: bool,
     /// Test or live.
     pub livemode: Livemode,
     /// The order's currency.
@@ -64,6 +66,9 @@ pub struct CheckoutRecord {
     pub cancel_url: String,
     /// The three statuses and the session's end, as stored.
     pub state: Checkout,
+    /// The order's version: every change moves it, and a change applies only to the version it
+    /// was computed from.
+    pub version: i64,
     /// The most recent charge tried.
     pub last_attempt: Option<Attempt>,
     /// When the order was made.
@@ -80,6 +85,9 @@ pub struct OrderView {
     pub id: String,
     /// `pending`, `paid`, `cancelled` or `expired`.
     pub status: &'static str,
+    /// Why a cancelled order was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<&'static str>,
     /// Test or live.
     pub livemode: bool,
     /// ISO 4217, lower-case.
@@ -104,10 +112,12 @@ pub struct OrderView {
 pub struct PaymentView {
     /// `pay_…`
     pub id: String,
-    /// `pending`, `processing`, `succeeded` or `failed`.
+    /// `pending`, `processing`, `succeeded`, `failed` or `refunded`.
     pub status: &'static str,
     /// Minor units.
     pub amount: i64,
+    /// Cards declined so far.
+    pub failed_attempts: i32,
     /// ISO 4217, lower-case.
     pub currency: String,
     /// The most recent charge tried.
@@ -119,7 +129,7 @@ pub struct PaymentView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptView {
-    /// `succeeded` or `failed`.
+    /// `processing`, `succeeded`, `failed`, `refund_pending` or `refunded`.
     pub outcome: &'static str,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -172,6 +182,7 @@ impl OrderView {
         Self {
             id: order_id.to_string(),
             status: OrderStatus::Pending.as_str(),
+            cancellation_reason: None,
             livemode: livemode.is_live(),
             currency: claim.currency.as_str().to_owned(),
             amount_total: claim.amount_total,
@@ -180,6 +191,7 @@ impl OrderView {
                 id: payment_id.to_string(),
                 status: PaymentStatus::Pending.as_str(),
                 amount: claim.amount_total,
+                failed_attempts: 0,
                 currency: claim.currency.as_str().to_owned(),
                 last_attempt: None,
             },
@@ -200,6 +212,7 @@ impl CheckoutRecord {
         OrderView {
             id: self.order_id.to_string(),
             status: self.state.order.as_str(),
+            cancellation_reason: self.state.cancellation.map(CancellationReason::as_str),
             livemode: self.livemode.is_live(),
             currency: self.currency.as_str().to_owned(),
             amount_total: self.amount_total,
@@ -208,9 +221,10 @@ impl CheckoutRecord {
                 id: self.payment_id.to_string(),
                 status: self.state.payment.as_str(),
                 amount: self.amount_total,
+                failed_attempts: self.state.failed_attempts,
                 currency: self.currency.as_str().to_owned(),
                 last_attempt: self.last_attempt.as_ref().map(|a| AttemptView {
-                    outcome: if a.succeeded { "succeeded" } else { "failed" },
+                    outcome: a.outcome.as_str(),
                     decline_code: a.decline_code.map(DeclineCode::as_str),
                     card: CardView { brand: a.card_brand.clone(), last4: a.card_last4.clone() },
                     created_at: format_time(a.created_at),
@@ -229,6 +243,20 @@ impl CheckoutRecord {
     /// An event about this checkout as it now stands.
     pub fn event(&self, event_type: EventType, at: DateTime<Utc>) -> NewEvent {
         NewEvent::about(event_type, &self.view(), self.merchant_id, self.livemode, at)
+    }
+
+    /// Why the checkout cannot be paid now, if it cannot: as [`Checkout::refusal`], and an open
+    /// checkout of a suspended merchant is unavailable.
+    pub fn refusal(&self) -> Option<Refused> {
+        match self.state.refusal() {
+            None | Some(Refused::InProgress) if !self.merchant_active => Some(Refused::Unavailable),
+            refusal => refusal,
+        }
+    }
+
+    /// The record after a change to `state` at `at`: the version moved by one.
+    fn moved_to(self, state: Checkout, at: DateTime<Utc>) -> Self {
+        Self { state, version: self.version + 1, updated_at: at, ..self }
     }
 
     /// Where a paid checkout sends the consumer.
@@ -255,39 +283,56 @@ pub trait SessionStore: Send + Sync {
         order_id: OrderId,
     ) -> Result<Option<CheckoutRecord>, StoreError>;
 
-    /// In one transaction: moves the checkout's records from `from` to `to` if they still stand at
-    /// `from`, records `attempt`, and writes `event` to the webhook outbox; `false`, with nothing
-    /// written, if anything had moved.
+    /// In one transaction: applies `change` if the order is still at `change.version` (moving it to
+    /// the next version), records its attempt change and writes its events to the webhook outbox;
+    /// `false`, with nothing written, if the order had moved on.
     fn transition(&self, order_id: OrderId, change: Transition<'_>) -> Result<bool, StoreError>;
 
-    /// Checkouts whose open session ended at or before `now`, at most `limit` of them.
+    /// Checkouts whose open session ended at or before `now` and that no charge is running for, at
+    /// most `limit` of them.
     fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError>;
 
     /// Checkouts whose payment has been `processing` since `before` or longer: a charge whose
-    /// process died between asking the provider and recording the answer.
+    /// answer was never recorded (its process died, or the provider is slow).
     fn stuck_charges(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError>;
+
+    /// Charges that moved money for a checkout that they do not pay (outcome `refund_pending`),
+    /// with their attempt ids, at most `limit` of them.
+    fn stray_charges(&self, limit: i64) -> Result<Vec<(CheckoutRecord, String)>, StoreError>;
 }
 
-/// One compare-and-set change of a checkout, with what it leaves behind.
+/// What a change does to the charge attempts.
+#[derive(Debug, Clone, Copy)]
+pub enum AttemptChange<'a> {
+    /// A charge starts: recorded (as `processing`) before the provider is asked.
+    Begin(&'a Attempt),
+    /// The attempt `id` now stands at `outcome`.
+    End {
+        /// Which attempt.
+        id: &'a str,
+        /// Where it stands now.
+        outcome: AttemptOutcome,
+        /// Why it failed, when it did.
+        decline_code: Option<DeclineCode>,
+    },
+}
+
+/// One change of a checkout, applied as a compare-and-set on the order's version, with what it
+/// leaves behind.
 #[derive(Debug, Clone, Copy)]
 pub struct Transition<'a> {
-    /// Where the records must still stand.
+    /// The order's version that the change was computed from.
+    pub version: i64,
+    /// Where the records stood at that version.
     pub from: Checkout,
     /// Where they move.
     pub to: Checkout,
-    /// A charge's record, if the change ends one.
-    pub attempt: Option<&'a Attempt>,
-    /// The webhook event the change causes, if any.
-    pub event: Option<&'a NewEvent>,
+    /// What happens to the charge attempts.
+    pub attempt: Option<AttemptChange<'a>>,
+    /// The webhook events the change causes (written only if the change applies).
+    pub events: &'a [NewEvent],
     /// When.
     pub at: DateTime<Utc>,
-}
-
-impl<'a> Transition<'a> {
-    /// A change that leaves nothing behind but the new statuses.
-    pub fn plain(from: Checkout, to: Checkout, at: DateTime<Utc>) -> Self {
-        Self { from, to, attempt: None, event: None, at }
-    }
 }
 
 /// What a pay attempt came to.
@@ -295,11 +340,13 @@ impl<'a> Transition<'a> {
 pub enum Paid {
     /// The money moved; send the consumer to the success URL.
     Succeeded(CheckoutRecord),
-    /// The provider declined; the page says why and the consumer may try again.
+    /// The provider declined (or could not take the charge); the page says why. The consumer may
+    /// try again, unless that was the last attempt allowed (then the record shows it cancelled).
     Declined(CheckoutRecord, DeclineCode),
     /// A field of the card form is wrong; nothing was charged.
     InvalidCard(CheckoutRecord, CardError),
-    /// The checkout cannot be charged (paid, cancelled, expired, or a charge running).
+    /// The checkout cannot be charged (paid, cancelled, expired, a charge running, or the
+    /// merchant suspended).
     Refused(CheckoutRecord, Refused),
 }
 
@@ -312,20 +359,20 @@ pub enum SessionError {
     /// The provider may not charge in this mode (live orders refuse the sandbox).
     #[error("payments in this mode are not available with the configured provider")]
     ModeUnsupported,
-    /// The provider could not answer; nothing was charged.
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
-    /// Another transition won a race that should not be possible; nothing was written.
-    #[error("the checkout changed while it was being updated")]
+    /// The checkout kept changing under a change (retrying later will see where it settled).
+    #[error("the checkout kept changing while it was being updated")]
     Conflict,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// How long a charge may stay `processing` before it is taken for dead: well past the provider
-/// call's own 30-second budget.
+/// How long a charge may stay `processing` before the provider is asked what became of it: well
+/// past the provider call's own budget.
 pub const STUCK_AFTER_SECONDS: i64 = 120;
+
+/// How many times a change is computed again when the order moved meanwhile.
+const ROUNDS: usize = 3;
 
 /// The checkout page, the merchant's order endpoints and the sweeper.
 #[derive(Clone)]
@@ -333,6 +380,7 @@ pub struct SessionService {
     store: Arc<dyn SessionStore>,
     provider: Arc<dyn PaymentProvider>,
     clock: Arc<dyn Clock>,
+    max_failed_attempts: i32,
 }
 
 impl std::fmt::Debug for SessionService {
@@ -341,10 +389,19 @@ impl std::fmt::Debug for SessionService {
     }
 }
 
+fn new_attempt_id() -> String {
+    format!("pa_{}", &crate::secret::random_token().expose()[..24])
+}
+
 impl SessionService {
-    /// Wires the use cases.
-    pub fn new(store: Arc<dyn SessionStore>, provider: Arc<dyn PaymentProvider>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, provider, clock }
+    /// Wires the use cases. A checkout closes after `max_failed_attempts` declined cards.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        provider: Arc<dyn PaymentProvider>,
+        clock: Arc<dyn Clock>,
+        max_failed_attempts: i32,
+    ) -> Self {
+        Self { store, provider, clock, max_failed_attempts: max_failed_attempts.max(1) }
     }
 
     /// The current time, for pages that show time left.
@@ -361,16 +418,50 @@ impl SessionService {
         self.store.find_by_token(&SecretHash::of(token))?.ok_or(SessionError::NotFound)
     }
 
+    fn reload(&self, record: &CheckoutRecord) -> Result<CheckoutRecord, SessionError> {
+        self.store.find_order(record.merchant_id, record.livemode, record.order_id)?.ok_or(SessionError::NotFound)
+    }
+
+    /// Applies `to` (with its attempt change and events) to `record` if its order has not moved
+    /// on; the record as changed, or `None` if it had moved.
+    fn apply(
+        &self,
+        record: &CheckoutRecord,
+        to: Checkout,
+        attempt: Option<AttemptChange<'_>>,
+        events: &[EventType],
+    ) -> Result<Option<CheckoutRecord>, SessionError> {
+        let now = self.clock.now();
+        let mut next = record.clone().moved_to(to, now);
+        if let (Some(AttemptChange::End { id, outcome, decline_code }), Some(last)) =
+            (attempt, next.last_attempt.as_mut())
+        {
+            if last.id == id {
+                last.outcome = outcome;
+                last.decline_code = decline_code;
+            }
+        }
+        if let Some(AttemptChange::Begin(attempt)) = attempt {
+            next.last_attempt = Some(attempt.clone());
+        }
+        let events: Vec<NewEvent> = events.iter().map(|&t| next.event(t, now)).collect();
+        let change = Transition { version: record.version, from: record.state, to, attempt, events: &events, at: now };
+        Ok(self.store.transition(record.order_id, change)?.then_some(next))
+    }
+
     /// The checkout behind a page token, as of now.
     pub fn view(&self, token: &str) -> Result<CheckoutRecord, SessionError> {
         self.by_token(token).map(|r| self.shown(r))
     }
 
     /// Charges the card typed on the page, once: a second submission while the first is being
-    /// answered, or after it succeeded, charges nothing.
+    /// answered, or after it succeeded, charges nothing; nor does any page of a suspended merchant.
     pub fn pay(&self, token: &str, number: &str, expiry: &str, cvc: &str) -> Result<Paid, SessionError> {
         let record = self.by_token(token)?;
         let now = self.clock.now();
+        if !record.merchant_active {
+            return Ok(Paid::Refused(self.shown(record), Refused::Unavailable));
+        }
         let charging = match record.state.begin_charge(now) {
             Ok(next) => next,
             Err(refused) => return Ok(Paid::Refused(self.shown(record), refused)),
@@ -382,17 +473,25 @@ impl SessionService {
         if !self.provider.supports(record.livemode) {
             return Err(SessionError::ModeUnsupported);
         }
-        if !self.store.transition(record.order_id, Transition::plain(record.state, charging, now))? {
-            // Another submission got there first.
-            let current = self.by_token(token)?;
-            let refused = current.state.begin_charge(now).err().unwrap_or(Refused::InProgress);
+        let attempt = Attempt {
+            id: new_attempt_id(),
+            provider: self.provider.name().to_owned(),
+            outcome: AttemptOutcome::Processing,
+            decline_code: None,
+            card_brand: card.brand().to_owned(),
+            card_last4: card.last4().to_owned(),
+            created_at: now,
+        };
+        let Some(record) = self.apply(&record, charging, Some(AttemptChange::Begin(&attempt)), &[])? else {
+            // Another submission, a cancel or the sweeper got there first.
+            let current = self.reload(&record)?;
+            let refused = current.refusal().or(current.state.begin_charge(now).err()).unwrap_or(Refused::InProgress);
             return Ok(Paid::Refused(self.shown(current), refused));
-        }
-        let attempt_id = format!("pa_{}", &crate::secret::random_token().expose()[..24]);
+        };
         let payment_id = record.payment_id.to_string();
         let result = self.provider.charge(&Charge {
             payment_id: &payment_id,
-            attempt_id: &attempt_id,
+            attempt_id: &attempt.id,
             amount: record.amount_total,
             currency: record.currency.as_str(),
             livemode: record.livemode,
@@ -400,59 +499,135 @@ impl SessionService {
         });
         let (end, decline) = match result {
             Ok(ChargeResult::Succeeded) => (ChargeEnd::Succeeded, None),
-            Ok(ChargeResult::Declined(code)) => (ChargeEnd::Failed, Some(code)),
+            Ok(ChargeResult::Declined(code)) => (ChargeEnd::Declined, Some(code)),
             Err(error) => {
-                // Nothing was charged: free the payment for another try.
-                let failed = charging.end_charge(ChargeEnd::Failed).map_err(|_| SessionError::Conflict)?;
-                self.store.transition(record.order_id, Transition::plain(charging, failed, self.clock.now()))?;
-                return Err(error.into());
+                log::warn!("charge {} was not taken: {error}", attempt.id);
+                (ChargeEnd::NotCharged, Some(DeclineCode::ProcessingError))
             }
         };
-        let ended = charging.end_charge(end).map_err(|_| SessionError::Conflict)?;
-        let attempt = Attempt {
-            id: attempt_id,
-            provider: self.provider.name().to_owned(),
-            succeeded: end == ChargeEnd::Succeeded,
-            decline_code: decline,
-            card_brand: card.brand().to_owned(),
-            card_last4: card.last4().to_owned(),
-            created_at: self.clock.now(),
-        };
-        let at = attempt.created_at;
-        let record = CheckoutRecord { state: ended, last_attempt: Some(attempt), updated_at: at, ..record };
-        let event_type = if decline.is_none() { EventType::OrderCompleted } else { EventType::PaymentFailed };
-        let event = record.event(event_type, at);
-        let change =
-            Transition { from: charging, to: ended, attempt: record.last_attempt.as_ref(), event: Some(&event), at };
-        if !self.store.transition(record.order_id, change)? {
-            return Err(SessionError::Conflict);
-        }
-        Ok(match decline {
-            None => Paid::Succeeded(record),
-            Some(code) => Paid::Declined(record, code),
+        let record = self.settle(record, Some(&attempt.id), end, decline)?;
+        let ours = record.last_attempt.as_ref().filter(|a| a.id == attempt.id);
+        Ok(match (ours.map(|a| a.outcome), decline) {
+            (Some(AttemptOutcome::Succeeded), _) => Paid::Succeeded(record),
+            (Some(AttemptOutcome::Failed), Some(code)) => Paid::Declined(record, code),
+            _ => {
+                let refused = record.refusal().unwrap_or(Refused::InProgress);
+                Paid::Refused(self.shown(record), refused)
+            }
         })
     }
 
-    fn cancel(
+    /// Records how the running charge `attempt` of `record` ended. If the order moved on meanwhile
+    /// (only the stuck-charge job can move it while a charge runs), a success is still recorded:
+    /// it pays the order if the order can still be paid, and is given back otherwise.
+    fn settle(
         &self,
         record: CheckoutRecord,
-    ) -> Result<Result<CheckoutRecord, (CheckoutRecord, Refused)>, SessionError> {
-        let now = self.clock.now();
-        match record.state.cancel(now) {
-            Ok(cancelled) if cancelled == record.state => Ok(Ok(record)),
-            Ok(cancelled) => {
-                let from = record.state;
-                let record = CheckoutRecord { state: cancelled, updated_at: now, ..record };
-                let event = record.event(EventType::OrderCancelled, now);
-                let change = Transition { event: Some(&event), ..Transition::plain(from, cancelled, now) };
-                if self.store.transition(record.order_id, change)? {
-                    Ok(Ok(record))
-                } else {
-                    Err(SessionError::Conflict)
-                }
+        attempt: Option<&str>,
+        end: ChargeEnd,
+        decline: Option<DeclineCode>,
+    ) -> Result<CheckoutRecord, SessionError> {
+        let Ok(ended) = record.state.end_charge(end, self.max_failed_attempts) else {
+            return self.landed(record, attempt, end);
+        };
+        let (outcome, events): (_, &[EventType]) = match end {
+            ChargeEnd::Succeeded => (AttemptOutcome::Succeeded, &[EventType::OrderCompleted]),
+            _ if ended.order == OrderStatus::Cancelled => {
+                (AttemptOutcome::Failed, &[EventType::PaymentFailed, EventType::OrderCancelled])
             }
-            Err(refused) => Ok(Err((self.shown(record), refused))),
+            _ => (AttemptOutcome::Failed, &[EventType::PaymentFailed]),
+        };
+        let change = attempt.map(|id| AttemptChange::End { id, outcome, decline_code: decline });
+        match self.apply(&record, ended, change, events)? {
+            Some(settled) => Ok(settled),
+            None => {
+                let current = self.reload(&record)?;
+                self.landed(current, attempt, end)
+            }
         }
+    }
+
+    /// A charge's end that found its checkout moved on. Only a success needs anything: it is
+    /// recorded already (the stuck-charge job asked the provider), or it pays the checkout if that
+    /// is still open and unpaid, or it is given back.
+    fn landed(
+        &self,
+        mut record: CheckoutRecord,
+        attempt: Option<&str>,
+        end: ChargeEnd,
+    ) -> Result<CheckoutRecord, SessionError> {
+        let Some(id) = attempt.filter(|_| end == ChargeEnd::Succeeded) else {
+            return Ok(record);
+        };
+        for _ in 0..ROUNDS {
+            let ours = record.last_attempt.as_ref().filter(|a| a.id == id).map(|a| a.outcome);
+            if matches!(
+                ours,
+                Some(AttemptOutcome::Succeeded | AttemptOutcome::RefundPending | AttemptOutcome::Refunded)
+            ) {
+                return Ok(record);
+            }
+            let paid = if ours == Some(AttemptOutcome::Processing) {
+                record.state.end_charge(end, self.max_failed_attempts).ok()
+            } else {
+                record.state.charge_landed()
+            };
+            let change = |outcome| Some(AttemptChange::End { id, outcome, decline_code: None });
+            let applied = match paid {
+                Some(paid) => {
+                    self.apply(&record, paid, change(AttemptOutcome::Succeeded), &[EventType::OrderCompleted])?
+                }
+                None => match self.apply(&record, record.state, change(AttemptOutcome::RefundPending), &[])? {
+                    Some(pending) => return self.give_back(pending, id),
+                    None => None,
+                },
+            };
+            match applied {
+                Some(settled) => return Ok(settled),
+                None => record = self.reload(&record)?,
+            }
+        }
+        Err(SessionError::Conflict)
+    }
+
+    /// Refunds a stray charge (`refund_pending`) through the provider and records it. If the
+    /// provider cannot answer now, the charge stays `refund_pending` for the next sweep.
+    fn give_back(&self, mut record: CheckoutRecord, attempt: &str) -> Result<CheckoutRecord, SessionError> {
+        if let Err(error) = self.provider.refund(attempt) {
+            log::warn!("refund of charge {attempt} failed, to be retried: {error}");
+            return Ok(record);
+        }
+        for _ in 0..ROUNDS {
+            let change = AttemptChange::End { id: attempt, outcome: AttemptOutcome::Refunded, decline_code: None };
+            match self.apply(&record, record.state.refunded(), Some(change), &[EventType::PaymentRefunded])? {
+                Some(refunded) => return Ok(refunded),
+                None => record = self.reload(&record)?,
+            }
+        }
+        Err(SessionError::Conflict)
+    }
+
+    /// Ends an open checkout early, once, however many requests race: the first cancel changes it
+    /// and writes the event; the others answer the cancelled checkout.
+    fn cancel(
+        &self,
+        mut record: CheckoutRecord,
+        reason: CancellationReason,
+    ) -> Result<Result<CheckoutRecord, (CheckoutRecord, Refused)>, SessionError> {
+        for _ in 0..ROUNDS {
+            if !record.merchant_active {
+                return Ok(Err((self.shown(record), Refused::Unavailable)));
+            }
+            match record.state.cancel(self.clock.now(), reason) {
+                Ok(cancelled) if cancelled == record.state => return Ok(Ok(record)),
+                Ok(cancelled) => match self.apply(&record, cancelled, None, &[EventType::OrderCancelled])? {
+                    Some(changed) => return Ok(Ok(changed)),
+                    None => record = self.reload(&record)?,
+                },
+                Err(refused) => return Ok(Err((self.shown(record), refused))),
+            }
+        }
+        Err(SessionError::Conflict)
     }
 
     /// The consumer leaves the page: cancels an open session (again is fine).
@@ -460,7 +635,7 @@ impl SessionService {
         &self,
         token: &str,
     ) -> Result<Result<CheckoutRecord, (CheckoutRecord, Refused)>, SessionError> {
-        self.cancel(self.by_token(token)?)
+        self.cancel(self.by_token(token)?, CancellationReason::Abandoned)
     }
 
     /// A merchant's order, as of now; another merchant's or mode's order is not found.
@@ -469,49 +644,71 @@ impl SessionService {
         record.map(|r| self.shown(r)).ok_or(SessionError::NotFound)
     }
 
-    /// The merchant ends an open session early. Idempotent: cancelling a cancelled order answers it.
+    /// The merchant ends an open session early. Idempotent: cancelling a cancelled order answers
+    /// it. Refused while a charge is being answered (that charge decides).
     pub fn cancel_order(
         &self,
         caller: &Caller,
         order_id: OrderId,
     ) -> Result<Result<CheckoutRecord, (CheckoutRecord, Refused)>, SessionError> {
         let record = self.store.find_order(caller.merchant_id, caller.livemode, order_id)?;
-        self.cancel(record.ok_or(SessionError::NotFound)?)
+        self.cancel(record.ok_or(SessionError::NotFound)?, CancellationReason::RequestedByMerchant)
     }
 
-    /// Frees payments left `processing` for longer than any charge takes (the process died between
-    /// asking the provider and recording its answer): they become `failed`, so the consumer may
-    /// try again and the session can expire. Returns how many it freed.
+    /// Resolves charges left `processing` for longer than any charge takes (their process died
+    /// between asking the provider and recording its answer, or the provider is slow): asks the
+    /// provider what became of each and records that, so a charge that went through is never
+    /// lost and the consumer is never charged twice. A charge the provider is still answering is
+    /// left alone. Then gives back stray charges whose refund failed earlier. Returns how many
+    /// checkouts it changed.
     pub fn release_stuck_charges(&self, batch: i64) -> Result<usize, SessionError> {
         let now = self.clock.now();
-        let mut released = 0;
+        let mut changed = 0;
         for record in self.store.stuck_charges(now - chrono::Duration::seconds(STUCK_AFTER_SECONDS), batch)? {
-            let Ok(failed) = record.state.end_charge(ChargeEnd::Failed) else { continue };
-            let from = record.state;
-            let record = CheckoutRecord { state: failed, updated_at: now, ..record };
-            let event = record.event(EventType::PaymentFailed, now);
-            if self.store.transition(
-                record.order_id,
-                Transition { event: Some(&event), ..Transition::plain(from, failed, now) },
-            )? {
-                released += 1;
+            let attempt =
+                record.last_attempt.as_ref().filter(|a| a.outcome == AttemptOutcome::Processing).map(|a| a.id.clone());
+            let answer = match &attempt {
+                Some(id) => match self.provider.lookup(id) {
+                    Ok(answer) => answer,
+                    Err(error) => {
+                        log::warn!("cannot ask the provider about charge {id} yet: {error}");
+                        continue;
+                    }
+                },
+                // Started before attempts were recorded up front: the provider cannot be asked.
+                None => ChargeLookup::NotFound,
+            };
+            let (end, decline) = match answer {
+                ChargeLookup::Pending => continue,
+                ChargeLookup::Succeeded => (ChargeEnd::Succeeded, None),
+                ChargeLookup::Declined(code) => (ChargeEnd::Declined, Some(code)),
+                ChargeLookup::NotFound | ChargeLookup::Refunded => {
+                    (ChargeEnd::NotCharged, Some(DeclineCode::ProcessingError))
+                }
+            };
+            let version = record.version;
+            if self.settle(record, attempt.as_deref(), end, decline)?.version != version {
+                changed += 1;
             }
         }
-        Ok(released)
+        for (record, attempt) in self.store.stray_charges(batch)? {
+            let version = record.version;
+            if self.give_back(record, &attempt)?.version != version {
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
-    /// Expires sessions past their end, a batch at a time; safe to run on several replicas at once
-    /// (each change is a compare-and-set). Returns how many it expired.
+    /// Expires sessions past their end, a batch at a time; safe to run on several replicas at once:
+    /// each change applies only to the order's version it read, so each order expires (and its
+    /// event is written) once. Returns how many it expired.
     pub fn expire_due(&self, batch: i64) -> Result<usize, SessionError> {
         let now = self.clock.now();
         let mut expired = 0;
         for record in self.store.due_for_expiry(now, batch)? {
             if let Ok(next) = record.state.expire(now) {
-                let from = record.state;
-                let record = CheckoutRecord { state: next, updated_at: now, ..record };
-                let event = record.event(EventType::OrderExpired, now);
-                let change = Transition { event: Some(&event), ..Transition::plain(from, next, now) };
-                if self.store.transition(record.order_id, change)? {
+                if next != record.state && self.apply(&record, next, None, &[EventType::OrderExpired])?.is_some() {
                     expired += 1;
                 }
             }

@@ -27,18 +27,22 @@ pub enum EventType {
     OrderCancelled,
     /// Its session ran out.
     OrderExpired,
-    /// A charge was declined.
+    /// A charge was declined, or the provider could not take it.
     PaymentFailed,
+    /// A charge that landed after its order ended (or after another charge paid it) was given
+    /// back.
+    PaymentRefunded,
 }
 
 impl EventType {
     /// Every type, for validation and listings.
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         EventType::OrderCreated,
         EventType::OrderCompleted,
         EventType::OrderCancelled,
         EventType::OrderExpired,
         EventType::PaymentFailed,
+        EventType::PaymentRefunded,
     ];
 
     /// The wire name: `order.created`, …
@@ -49,6 +53,7 @@ impl EventType {
             EventType::OrderCancelled => "order.cancelled",
             EventType::OrderExpired => "order.expired",
             EventType::PaymentFailed => "payment.failed",
+            EventType::PaymentRefunded => "payment.refunded",
         }
     }
 
@@ -344,7 +349,7 @@ pub struct DeliveryRecord {
     pub endpoint_id: String,
     /// `order.created`, …
     pub event_type: String,
-    /// `pending`, `delivered` or `failed`.
+    /// `pending`, `delivered`, `failed` or `cancelled` (its endpoint was removed or disabled).
     pub status: String,
     /// Attempts made.
     pub attempts: i32,
@@ -358,15 +363,27 @@ pub struct DeliveryRecord {
     pub created_at: String,
 }
 
+/// What became of adding an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Stored.
+    Added,
+    /// No such merchant.
+    NoMerchant,
+    /// The merchant already has the most endpoints allowed in that mode.
+    LimitReached,
+}
+
 /// Endpoints, and the deliveries the dispatcher works through.
 pub trait WebhookStore: Send + Sync {
-    /// Adds an endpoint; `false` if the merchant does not exist.
-    fn add_endpoint(&self, endpoint: &Endpoint) -> Result<bool, crate::ports::StoreError>;
+    /// Adds an endpoint, unless its merchant already has `max` endpoints (not removed) in its mode.
+    fn add_endpoint(&self, endpoint: &Endpoint, max: i64) -> Result<Added, crate::ports::StoreError>;
 
     /// Endpoints not removed, of one merchant and mode or of all.
     fn endpoints(&self, owner: Option<(MerchantId, Livemode)>) -> Result<Vec<Endpoint>, crate::ports::StoreError>;
 
-    /// Removes an endpoint (of `owner`, when given); `false` if there was none.
+    /// Removes an endpoint (of `owner`, when given) and cancels its pending deliveries; `false` if
+    /// there was none.
     fn remove_endpoint(
         &self,
         id: EndpointId,
@@ -382,22 +399,28 @@ pub trait WebhookStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Option<Endpoint>, crate::ports::StoreError>;
 
-    /// Leases up to `limit` due deliveries until `lease_until`: each endpoint's oldest pending one
-    /// only, so that an endpoint receives its events in the order they happened.
-    fn lease_due(
+    /// Enabled endpoints whose oldest pending delivery is due at `now` and held by no dispatcher,
+    /// at most `limit` of them, longest waiting first.
+    fn due_endpoints(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<EndpointId>, crate::ports::StoreError>;
+
+    /// Leases `endpoint`'s oldest pending delivery until `lease_until`, if it is due at `now`, held
+    /// by nobody, and the endpoint is enabled: a compare-and-set, so one delivery is never in flight
+    /// twice, and an endpoint receives its events in the order they happened.
+    fn lease_next(
         &self,
+        endpoint: EndpointId,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<Due>, crate::ports::StoreError>;
+    ) -> Result<Option<Due>, crate::ports::StoreError>;
 
-    /// Records how an attempt ended (and disables the endpoint on `Gone`).
+    /// Records how an attempt ended (and on `Gone` disables the endpoint and cancels its other
+    /// pending deliveries). A delivery cancelled meanwhile stays cancelled unless it was delivered.
     fn record_attempt(&self, due: &Due, end: &AttemptEnd, at: DateTime<Utc>) -> Result<(), crate::ports::StoreError>;
 
     /// Deliveries, newest first, optionally of one status.
     fn deliveries(&self, status: Option<&str>, limit: i64) -> Result<Vec<DeliveryRecord>, crate::ports::StoreError>;
 
-    /// Makes an event's deliveries pending again, due now; returns how many.
+    /// Makes an event's deliveries to enabled endpoints pending again, due now; returns how many.
     fn resend(&self, event: EventId, now: DateTime<Utc>) -> Result<usize, crate::ports::StoreError>;
 }
 

@@ -148,47 +148,50 @@ macro_rules! create_order {
                 outcome = Ok(Redemption::Created);
                 break;
             }
-            // The order that holds the claim: paid, or pending (and maybe run out).
+            // The order that holds the claim, in either mode: paid, or pending (and maybe run out).
             let holder = orders::table
+                .inner_join(payments::table)
                 .filter(orders::merchant_id.eq(&r.merchant_id))
-                .filter(orders::livemode.eq(r.livemode))
                 .filter(orders::claim_id.eq(&claim.claim_id))
                 .filter(orders::status.eq_any([OrderStatus::Pending.as_str(), OrderStatus::Paid.as_str()]))
-                .select((orders::id, orders::status, orders::expires_at))
-                .first::<(String, String, NaiveDateTime)>($conn)
+                .select((orders::id, orders::status, orders::expires_at, orders::version, payments::status))
+                .first::<(String, String, NaiveDateTime, i64, String)>($conn)
                 .optional()?;
-            let open = holder.map(|(id, status, expires_at)| {
-                // A paid order holds its claim for good.
-                let live_until = if status == OrderStatus::Paid.as_str() { NaiveDateTime::MAX } else { expires_at };
-                (id, live_until)
+            let open = holder.map(|(id, status, expires_at, version, payment)| {
+                // A paid order holds its claim for good, and one with a charge running holds it
+                // until the provider answers.
+                let held = status == OrderStatus::Paid.as_str() || payment == PaymentStatus::Processing.as_str();
+                (id, if held { NaiveDateTime::MAX } else { expires_at }, version)
             });
             match open {
-                Some((_, expires_at)) if expires_at > r.now => {
+                Some((_, expires_at, _)) if expires_at > r.now => {
                     diesel::update(idempotency_keys::table.find((&r.merchant_id, r.livemode, c.scope.key.as_str())))
                         .set(idempotency_keys::outcome.eq(encode_outcome(&StoredOutcome::ClaimAlreadyRedeemed)?))
                         .execute($conn)?;
                     outcome = Ok(Redemption::ClaimAlreadyRedeemed);
                     break;
                 }
-                Some((stale_id, _)) => {
-                    diesel::update(
-                        orders::table.find(&stale_id).filter(orders::status.eq(OrderStatus::Pending.as_str())),
-                    )
-                    .set((orders::status.eq(OrderStatus::Expired.as_str()), orders::updated_at.eq(r.now)))
-                    .execute($conn)?;
-                    diesel::update(
-                        checkout_sessions::table
-                            .find(&stale_id)
-                            .filter(checkout_sessions::status.eq(SessionStatus::Open.as_str())),
-                    )
-                    .set((
-                        checkout_sessions::status.eq(SessionStatus::Expired.as_str()),
-                        checkout_sessions::updated_at.eq(r.now),
-                    ))
-                    .execute($conn)?;
-                    if let Some(found) = load!($conn, orders::id.eq(&stale_id)) {
-                        let expired = record(found)?.event(EventType::OrderExpired, c.created_at);
-                        write_event!($conn, &expired);
+                Some((stale_id, _, version)) => {
+                    // Expired as the sweeper would: only at the version read, so the sweeper (or a
+                    // charge starting) and this can never both change it.
+                    let expired = diesel::update(orders::table.find(&stale_id).filter(orders::version.eq(version)))
+                        .set((
+                            orders::status.eq(OrderStatus::Expired.as_str()),
+                            orders::version.eq(version + 1),
+                            orders::updated_at.eq(r.now),
+                        ))
+                        .execute($conn)?;
+                    if expired == 1 {
+                        diesel::update(checkout_sessions::table.find(&stale_id))
+                            .set((
+                                checkout_sessions::status.eq(SessionStatus::Expired.as_str()),
+                                checkout_sessions::updated_at.eq(r.now),
+                            ))
+                            .execute($conn)?;
+                        if let Some(found) = load!($conn, orders::id.eq(&stale_id)) {
+                            let expired = record(found)?.event(EventType::OrderExpired, c.created_at);
+                            write_event!($conn, &expired);
+                        }
                     }
                 }
                 // The open order changed state meanwhile: try the insert again.

@@ -38,6 +38,8 @@ diesel::table! {
         expires_at -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        version -> BigInt,
+        cancellation_reason -> Nullable<Text>,
     }
 }
 
@@ -62,6 +64,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        failed_attempts -> Integer,
     }
 }
 

@@ -6,16 +6,31 @@ use diesel::prelude::*;
 use domain::ids::{EndpointId, EventId, MerchantId};
 use domain::merchant::Livemode;
 use domain::ports::StoreError;
-use domain::webhook::{AttemptEnd, DeliveryRecord, Due, Endpoint, EndpointStatus, WebhookStore};
+use domain::webhook::{Added, AttemptEnd, DeliveryRecord, Due, Endpoint, EndpointStatus, WebhookStore};
 
 use crate::db::{with_conn, write_tx, Database};
 use crate::error::RepoError;
-use crate::schema::{webhook_deliveries, webhook_endpoints, webhook_events};
+use crate::schema::{merchants, webhook_deliveries, webhook_endpoints, webhook_events};
 
 /// A delivery not yet delivered nor given up (also written by the outbox and the PostgreSQL create).
 pub(crate) const PENDING: &str = "pending";
 const DELIVERED: &str = "delivered";
 const FAILED: &str = "failed";
+/// A delivery whose endpoint was removed or disabled before it was delivered.
+const CANCELLED: &str = "cancelled";
+
+/// Cancels the pending deliveries of `$endpoint` (a `&String`) inside the caller's transaction.
+macro_rules! cancel_pending {
+    ($conn:ident, $endpoint:expr) => {
+        diesel::update(
+            webhook_deliveries::table
+                .filter(webhook_deliveries::endpoint_id.eq($endpoint))
+                .filter(webhook_deliveries::status.eq(PENDING)),
+        )
+        .set((webhook_deliveries::status.eq(CANCELLED), webhook_deliveries::leased_until.eq(None::<NaiveDateTime>)))
+        .execute($conn)
+    };
+}
 
 /// Implements [`WebhookStore`] on either backend.
 #[derive(Debug, Clone)]
@@ -69,27 +84,43 @@ fn endpoints(rows: Vec<EndpointRow>) -> Result<Vec<Endpoint>, RepoError> {
 }
 
 impl WebhookStore for WebhookRepository {
-    fn add_endpoint(&self, endpoint: &Endpoint) -> Result<bool, StoreError> {
-        let inserted = with_conn!(&self.db, |conn| diesel::insert_into(webhook_endpoints::table)
-            .values((
-                webhook_endpoints::id.eq(endpoint.id.to_string()),
-                webhook_endpoints::merchant_id.eq(endpoint.merchant_id.to_string()),
-                webhook_endpoints::livemode.eq(endpoint.livemode.is_live()),
-                webhook_endpoints::url.eq(&endpoint.url),
-                webhook_endpoints::event_types.eq(&endpoint.event_types),
-                webhook_endpoints::status.eq(endpoint.status.as_str()),
-                webhook_endpoints::secret_version.eq(endpoint.secret_version),
-                webhook_endpoints::created_at.eq(endpoint.created_at.naive_utc()),
-                webhook_endpoints::updated_at.eq(endpoint.created_at.naive_utc()),
-            ))
-            .execute(conn));
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ForeignKeyViolation, _)) => {
-                Ok(false)
+    fn add_endpoint(&self, endpoint: &Endpoint, max: i64) -> Result<Added, StoreError> {
+        let endpoint = endpoint.clone();
+        let added: Result<Added, RepoError> = write_tx!(&self.db, |conn| {
+            let merchant_id = endpoint.merchant_id.to_string();
+            // Updating the merchant's row locks it (PostgreSQL), so that two concurrent adds cannot
+            // both see room for one more; SQLite runs writes one at a time anyway.
+            let found = diesel::update(merchants::table.find(&merchant_id))
+                .set(merchants::status.eq(merchants::status))
+                .execute(conn)?;
+            if found == 0 {
+                return Ok(Added::NoMerchant);
             }
-            Err(e) => Err(RepoError::from(e).into()),
-        }
+            let existing: i64 = webhook_endpoints::table
+                .filter(webhook_endpoints::merchant_id.eq(&merchant_id))
+                .filter(webhook_endpoints::livemode.eq(endpoint.livemode.is_live()))
+                .filter(webhook_endpoints::status.ne(EndpointStatus::Removed.as_str()))
+                .count()
+                .get_result(conn)?;
+            if existing >= max {
+                return Ok(Added::LimitReached);
+            }
+            diesel::insert_into(webhook_endpoints::table)
+                .values((
+                    webhook_endpoints::id.eq(endpoint.id.to_string()),
+                    webhook_endpoints::merchant_id.eq(&merchant_id),
+                    webhook_endpoints::livemode.eq(endpoint.livemode.is_live()),
+                    webhook_endpoints::url.eq(&endpoint.url),
+                    webhook_endpoints::event_types.eq(&endpoint.event_types),
+                    webhook_endpoints::status.eq(endpoint.status.as_str()),
+                    webhook_endpoints::secret_version.eq(endpoint.secret_version),
+                    webhook_endpoints::created_at.eq(endpoint.created_at.naive_utc()),
+                    webhook_endpoints::updated_at.eq(endpoint.created_at.naive_utc()),
+                ))
+                .execute(conn)?;
+            Ok(Added::Added)
+        });
+        Ok(added?)
     }
 
     fn endpoints(&self, owner: Option<(MerchantId, Livemode)>) -> Result<Vec<Endpoint>, StoreError> {
@@ -115,25 +146,30 @@ impl WebhookStore for WebhookRepository {
         owner: Option<(MerchantId, Livemode)>,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let removed = with_conn!(&self.db, |conn| {
+        let owner = owner.map(|(merchant, livemode)| (merchant.to_string(), livemode.is_live()));
+        let (id, at) = (id.to_string(), at.naive_utc());
+        let removed: Result<usize, RepoError> = write_tx!(&self.db, |conn| {
             let mut target = diesel::update(webhook_endpoints::table)
-                .filter(webhook_endpoints::id.eq(id.to_string()))
+                .filter(webhook_endpoints::id.eq(&id))
                 .filter(webhook_endpoints::status.ne(EndpointStatus::Removed.as_str()))
                 .into_boxed();
-            if let Some((merchant, livemode)) = owner {
+            if let Some((merchant, livemode)) = &owner {
                 target = target
-                    .filter(webhook_endpoints::merchant_id.eq(merchant.to_string()))
-                    .filter(webhook_endpoints::livemode.eq(livemode.is_live()));
+                    .filter(webhook_endpoints::merchant_id.eq(merchant))
+                    .filter(webhook_endpoints::livemode.eq(*livemode));
             }
-            target
+            let removed = target
                 .set((
                     webhook_endpoints::status.eq(EndpointStatus::Removed.as_str()),
-                    webhook_endpoints::updated_at.eq(at.naive_utc()),
+                    webhook_endpoints::updated_at.eq(at),
                 ))
-                .execute(conn)
-                .map_err(RepoError::from)?
+                .execute(conn)?;
+            if removed == 1 {
+                cancel_pending!(conn, &id)?;
+            }
+            Ok(removed)
         });
-        Ok(removed == 1)
+        Ok(removed? == 1)
     }
 
     fn rotate_secret(
@@ -164,70 +200,87 @@ impl WebhookStore for WebhookRepository {
         Ok(row.map(EndpointRow::into_endpoint).transpose()?)
     }
 
-    fn lease_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64) -> Result<Vec<Due>, StoreError> {
-        let (now, lease_until) = (now.naive_utc(), lease_until.naive_utc());
-        let leased: Result<Vec<(String, String)>, RepoError> = write_tx!(&self.db, |conn| {
-            // Each endpoint's oldest pending delivery: its head of line.
+    fn due_endpoints(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<EndpointId>, StoreError> {
+        let now = now.naive_utc();
+        let due: Vec<(String, String)> = with_conn!(&self.db, |conn| (|| -> Result<_, RepoError> {
+            // Each endpoint's head of line (its oldest pending delivery), from the partial index…
             let heads: Vec<(String, Option<String>)> = webhook_deliveries::table
                 .filter(webhook_deliveries::status.eq(PENDING))
                 .group_by(webhook_deliveries::endpoint_id)
                 .select((webhook_deliveries::endpoint_id, diesel::dsl::min(webhook_deliveries::event_id)))
                 .load(conn)?;
-            let mut leased = Vec::new();
-            for (endpoint, event) in heads {
-                let Some(event) = event else { continue };
-                if leased.len() as i64 >= limit {
-                    break;
-                }
-                let enabled = webhook_endpoints::table
+            let events: Vec<String> = heads.iter().filter_map(|(_, event)| event.clone()).collect();
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            // …then those of them that are due, held by nobody, for an enabled endpoint.
+            Ok(webhook_deliveries::table
+                .inner_join(webhook_endpoints::table)
+                .filter(webhook_deliveries::event_id.eq_any(&events))
+                .filter(webhook_deliveries::status.eq(PENDING))
+                .filter(webhook_deliveries::next_attempt_at.le(now))
+                .filter(webhook_deliveries::leased_until.is_null().or(webhook_deliveries::leased_until.lt(now)))
+                .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
+                .order(webhook_deliveries::next_attempt_at)
+                .select((webhook_deliveries::endpoint_id, webhook_deliveries::event_id))
+                .load::<(String, String)>(conn)?
+                .into_iter()
+                .filter(|pair| heads.iter().any(|(endpoint, event)| *endpoint == pair.0 && event.as_ref() == Some(&pair.1)))
+                .collect())
+        })()?);
+        due.into_iter()
+            .take(usize::try_from(limit).unwrap_or(0))
+            .map(|(endpoint, _)| endpoint.parse().map_err(|_| RepoError::Corrupt(format!("endpoint id {endpoint:?}")).into()))
+            .collect()
+    }
+
+    fn lease_next(
+        &self,
+        endpoint: EndpointId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Due>, StoreError> {
+        let (endpoint, now, lease_until) = (endpoint.to_string(), now.naive_utc(), lease_until.naive_utc());
+        let leased: Result<Option<(String, EndpointRow, i32, String, NaiveDateTime)>, RepoError> =
+            write_tx!(&self.db, |conn| {
+                let row: Option<EndpointRow> = webhook_endpoints::table
                     .find(&endpoint)
                     .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
-                    .count()
-                    .get_result::<i64>(conn)?;
-                if enabled == 0 {
-                    continue;
-                }
+                    .select(EndpointRow::as_select())
+                    .first(conn)
+                    .optional()?;
+                let Some(row) = row else { return Ok(None) };
+                let head: Option<String> = webhook_deliveries::table
+                    .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
+                    .filter(webhook_deliveries::status.eq(PENDING))
+                    .select(diesel::dsl::min(webhook_deliveries::event_id))
+                    .first(conn)?;
+                let Some(event) = head else { return Ok(None) };
                 let taken = diesel::update(webhook_deliveries::table.find((&endpoint, &event)))
                     .filter(webhook_deliveries::status.eq(PENDING))
                     .filter(webhook_deliveries::next_attempt_at.le(now))
                     .filter(webhook_deliveries::leased_until.is_null().or(webhook_deliveries::leased_until.lt(now)))
                     .set(webhook_deliveries::leased_until.eq(lease_until))
                     .execute(conn)?;
-                if taken == 1 {
-                    leased.push((endpoint, event));
+                if taken == 0 {
+                    return Ok(None);
                 }
-            }
-            Ok(leased)
-        });
-        let leased = leased?;
-        let due = with_conn!(&self.db, |conn| {
-            let mut due = Vec::with_capacity(leased.len());
-            for (endpoint, event) in &leased {
                 let (failures, payload, created_at): (i32, String, NaiveDateTime) = webhook_deliveries::table
                     .inner_join(webhook_events::table)
-                    .filter(webhook_deliveries::endpoint_id.eq(endpoint))
-                    .filter(webhook_deliveries::event_id.eq(event))
+                    .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
+                    .filter(webhook_deliveries::event_id.eq(&event))
                     .select((webhook_deliveries::attempts, webhook_events::payload, webhook_events::created_at))
-                    .first(conn)
-                    .map_err(RepoError::from)?;
-                let row: EndpointRow = webhook_endpoints::table
-                    .find(endpoint)
-                    .select(EndpointRow::as_select())
-                    .first(conn)
-                    .map_err(RepoError::from)?;
-                due.push(Due {
-                    event_id: event
-                        .parse::<EventId>()
-                        .map_err(|_| RepoError::Corrupt(format!("event id {event:?}")))?,
-                    endpoint: row.into_endpoint()?,
-                    payload,
-                    event_created_at: created_at.and_utc(),
-                    failures,
-                });
-            }
-            due
-        });
-        Ok(due)
+                    .first(conn)?;
+                Ok(Some((event, row, failures, payload, created_at)))
+            });
+        let Some((event, row, failures, payload, created_at)) = leased? else { return Ok(None) };
+        Ok(Some(Due {
+            event_id: event.parse::<EventId>().map_err(|_| RepoError::Corrupt(format!("event id {event:?}")))?,
+            endpoint: row.into_endpoint()?,
+            payload,
+            event_created_at: created_at.and_utc(),
+            failures,
+        }))
     }
 
     fn record_attempt(&self, due: &Due, end: &AttemptEnd, at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -235,6 +288,10 @@ impl WebhookStore for WebhookRepository {
             (due.endpoint.id.to_string(), due.event_id.to_string(), end.clone(), at.naive_utc());
         let recorded: Result<(), RepoError> = write_tx!(&self.db, |conn| {
             let row = webhook_deliveries::table.find((&endpoint, &event));
+            // A delivery cancelled while it was in flight stays cancelled, unless it arrived.
+            let still_pending = webhook_deliveries::table
+                .find((&endpoint, &event))
+                .filter(webhook_deliveries::status.eq(PENDING));
             let attempts = webhook_deliveries::attempts + 1;
             match &end {
                 AttemptEnd::Delivered(status) => {
@@ -254,7 +311,7 @@ impl WebhookStore for WebhookRepository {
                         Some(when) => (PENDING, when.naive_utc()),
                         None => (FAILED, at),
                     };
-                    diesel::update(row)
+                    diesel::update(still_pending)
                         .set((
                             webhook_deliveries::status.eq(state),
                             webhook_deliveries::attempts.eq(attempts),
@@ -266,7 +323,7 @@ impl WebhookStore for WebhookRepository {
                         .execute(conn)?;
                 }
                 AttemptEnd::Gone => {
-                    diesel::update(row)
+                    diesel::update(still_pending)
                         .set((
                             webhook_deliveries::status.eq(FAILED),
                             webhook_deliveries::attempts.eq(attempts),
@@ -282,6 +339,7 @@ impl WebhookStore for WebhookRepository {
                             webhook_endpoints::updated_at.eq(at),
                         ))
                         .execute(conn)?;
+                    cancel_pending!(conn, &endpoint)?;
                 }
             }
             Ok(())
@@ -332,8 +390,13 @@ impl WebhookStore for WebhookRepository {
     }
 
     fn resend(&self, event: EventId, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let enabled = webhook_endpoints::table
+            .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
+            .select(webhook_endpoints::id);
         Ok(with_conn!(&self.db, |conn| diesel::update(
-            webhook_deliveries::table.filter(webhook_deliveries::event_id.eq(event.to_string()))
+            webhook_deliveries::table
+                .filter(webhook_deliveries::event_id.eq(event.to_string()))
+                .filter(webhook_deliveries::endpoint_id.eq_any(enabled))
         )
         .set((
             webhook_deliveries::status.eq(PENDING),

@@ -37,6 +37,10 @@ pub struct Config {
     pub rate_burst: u32,
     /// `CHECKOUT_WEBHOOK_POLL_MS`
     pub webhook_poll: Duration,
+    /// `CHECKOUT_WEBHOOK_TIMEOUT_SECONDS`: how long one delivery may take, all in
+    pub webhook_timeout: Duration,
+    /// `CHECKOUT_PAY_ATTEMPTS_MAX`: declined cards after which a checkout closes
+    pub pay_attempts_max: u32,
     /// `CHECKOUT_WEBHOOKS_ALLOW_INTERNAL` (development default: yes; production: no)
     pub webhooks_allow_internal: bool,
     /// `CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS`
@@ -73,6 +77,9 @@ pub struct ConfigError(pub Vec<String>);
 
 /// Shortest `CHECKOUT_TOKEN_SECRET` accepted.
 pub const MIN_TOKEN_SECRET_LEN: usize = 32;
+
+/// Longest `CHECKOUT_WEBHOOK_TIMEOUT_SECONDS`: a delivery's lease (90 s) must outlast its send.
+pub const MAX_WEBHOOK_TIMEOUT_SECONDS: u64 = 60;
 
 fn number<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
@@ -141,7 +148,9 @@ impl Config {
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
             rate_limit,
             rate_burst,
-            webhook_poll: Duration::from_millis(number(&get, "CHECKOUT_WEBHOOK_POLL_MS", 1000, &mut problems).max(10)),
+            webhook_poll: Duration::from_millis(number(&get, "CHECKOUT_WEBHOOK_POLL_MS", 200, &mut problems).max(10)),
+            webhook_timeout: Duration::from_secs(number(&get, "CHECKOUT_WEBHOOK_TIMEOUT_SECONDS", 15, &mut problems)),
+            pay_attempts_max: number(&get, "CHECKOUT_PAY_ATTEMPTS_MAX", 5, &mut problems),
             webhooks_allow_internal: match get("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL").as_deref() {
                 Some("true" | "1" | "yes") => true,
                 Some("false" | "0" | "no") => false,
@@ -163,6 +172,15 @@ impl Config {
         };
         if config.pool_size == 0 {
             problems.push("DATABASE_POOL_SIZE must be at least 1".into());
+        }
+        if !(1..=MAX_WEBHOOK_TIMEOUT_SECONDS).contains(&config.webhook_timeout.as_secs()) {
+            problems.push(format!(
+                "CHECKOUT_WEBHOOK_TIMEOUT_SECONDS must be between 1 and {MAX_WEBHOOK_TIMEOUT_SECONDS}, not {}",
+                config.webhook_timeout.as_secs()
+            ));
+        }
+        if !(1..=100).contains(&config.pay_attempts_max) {
+            problems.push(format!("CHECKOUT_PAY_ATTEMPTS_MAX must be between 1 and 100, not {}", config.pay_attempts_max));
         }
         if config.environment == Environment::Production {
             if config.claim_keys.is_empty() {

@@ -8,6 +8,8 @@ use actix_web::{middleware, App, HttpServer};
 use api::AppState;
 use domain::checkout::{CheckoutService, CheckoutSettings, CheckoutUrls};
 use domain::dispatch::WebhookService;
+use domain::ids::EndpointId;
+use domain::payment::PaymentProvider;
 use domain::ports::SystemClock;
 use domain::session::SessionService;
 use domain::webhook::WebhookSecrets;
@@ -101,23 +103,62 @@ fn spawn_jobs(
     });
 }
 
-/// Delivers webhooks: every `interval`, sends what is due (in parallel), records the outcomes.
+/// Delivers webhooks. Every `interval` it asks which endpoints have a delivery due, and serves
+/// each (that this replica is not serving already) on a worker of its own: the worker sends that
+/// endpoint's deliveries one after another, in order, until none is due. Endpoints proceed in
+/// parallel, so a slow one delays only itself; an endpoint that answers gets its next event as soon
+/// as it acknowledged the last, without waiting for the next round.
 fn spawn_dispatcher(webhooks: WebhookService, metrics: api::metrics::Metrics, interval: std::time::Duration) {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::rc::Rc;
+
     actix_web::rt::spawn(async move {
+        let serving: Rc<RefCell<HashSet<EndpointId>>> = Rc::default();
         let mut ticks = actix_web::rt::time::interval(interval);
         loop {
             ticks.tick().await;
-            let webhooks = webhooks.clone();
-            run_job(&metrics, "deliver_webhooks", move || {
-                webhooks.dispatch_once(WEBHOOK_BATCH).map_err(|e| e.to_string())
-            })
-            .await;
+            let room = WEBHOOK_WORKERS.saturating_sub(serving.borrow().len());
+            if room == 0 {
+                continue;
+            }
+            let lister = webhooks.clone();
+            let limit = i64::try_from(room + serving.borrow().len()).unwrap_or(i64::MAX);
+            let due = match actix_web::web::block(move || lister.due_endpoints(limit)).await {
+                Ok(Ok(due)) => due,
+                Ok(Err(error)) => {
+                    log::warn!(job = "deliver_webhooks"; "deliver_webhooks: {error}");
+                    metrics.job_runs.with_label_values(&["deliver_webhooks", "error"]).inc();
+                    continue;
+                }
+                Err(error) => {
+                    log::warn!(job = "deliver_webhooks"; "deliver_webhooks: {error}");
+                    continue;
+                }
+            };
+            for endpoint in due {
+                if serving.borrow().len() >= WEBHOOK_WORKERS || !serving.borrow_mut().insert(endpoint) {
+                    continue;
+                }
+                let (webhooks, metrics, serving) = (webhooks.clone(), metrics.clone(), serving.clone());
+                actix_web::rt::spawn(async move {
+                    run_job(&metrics, "deliver_webhooks", move || {
+                        webhooks.drain(endpoint, WEBHOOK_DRAIN).map_err(|e| e.to_string())
+                    })
+                    .await;
+                    serving.borrow_mut().remove(&endpoint);
+                });
+            }
         }
     });
 }
 
-/// Most deliveries one dispatch sends.
-const WEBHOOK_BATCH: i64 = 50;
+/// Endpoints one replica serves at once (each on a blocking thread while it sends).
+const WEBHOOK_WORKERS: usize = 64;
+
+/// Deliveries a worker sends to one endpoint before it hands the endpoint back (so that a busy
+/// endpoint is picked up again by whichever replica is least busy).
+const WEBHOOK_DRAIN: usize = 1_000;
 
 /// Most sessions one sweep expires.
 const SWEEP_BATCH: i64 = 500;
@@ -141,7 +182,8 @@ pub fn webhook_service(
     database: &Database,
     secret: domain::secret::Secret,
 ) -> Result<WebhookService, StartError> {
-    let sender = webhook_http::HttpSender::new(config.webhooks_allow_internal).map_err(StartError::Config)?;
+    let sender = webhook_http::HttpSender::with_timeout(config.webhooks_allow_internal, config.webhook_timeout)
+        .map_err(StartError::Config)?;
     Ok(WebhookService::new(
         Arc::new(WebhookRepository::new(database.clone())),
         Arc::new(sender),
@@ -149,6 +191,26 @@ pub fn webhook_service(
         WebhookSecrets::new(secret),
         config.environment == Environment::Production,
     ))
+}
+
+/// What the server talks to besides its database and webhook endpoints. The default is the
+/// sandbox provider; tests put a provider of their own in its place.
+#[derive(Clone)]
+pub struct Adapters {
+    /// Charges cards.
+    pub provider: Arc<dyn PaymentProvider>,
+}
+
+impl Default for Adapters {
+    fn default() -> Self {
+        Self { provider: Arc::new(Sandbox::new()) }
+    }
+}
+
+impl std::fmt::Debug for Adapters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adapters").field("provider", &self.provider.name()).finish()
+    }
 }
 
 /// A bound, ready-to-run server.
@@ -168,6 +230,11 @@ impl Application {
     /// Opens the database, wires the services and binds the listener (port 0 picks a free port).
     /// Must be called inside an actix system.
     pub fn build(config: Config) -> Result<Self, StartError> {
+        Self::build_with(config, Adapters::default())
+    }
+
+    /// As [`Self::build`], with the given adapters.
+    pub fn build_with(config: Config, adapters: Adapters) -> Result<Self, StartError> {
         let database = open_database(&config)?;
         let dev = match config.environment {
             Environment::Development => Some(DevSecrets::load_or_create(&config.dev_secrets_file)?),
@@ -182,8 +249,9 @@ impl Application {
         let urls = CheckoutUrls::new(&config.public_url, token_secret);
         let sessions = SessionService::new(
             Arc::new(SessionRepository::new(database.clone())),
-            Arc::new(Sandbox),
+            adapters.provider,
             Arc::new(SystemClock),
+            i32::try_from(config.pay_attempts_max).unwrap_or(i32::MAX),
         );
         let metrics = api::metrics::Metrics::new();
 

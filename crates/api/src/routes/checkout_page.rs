@@ -87,9 +87,6 @@ fn failure(state: &AppState, mode: Mode, error: SessionError) -> HttpResponse {
     let (status, message) = match &error {
         SessionError::NotFound => return secured(html(StatusCode::NOT_FOUND, page::not_found()), mode, state, None),
         SessionError::ModeUnsupported => (StatusCode::CONFLICT, "Card payments are not available for this checkout."),
-        SessionError::Provider(_) => {
-            (StatusCode::BAD_GATEWAY, "The payment could not be processed. You were not charged; please try again.")
-        }
         SessionError::Conflict => (StatusCode::CONFLICT, "This checkout changed meanwhile. Reload the page."),
         SessionError::Store(_) => {
             (StatusCode::SERVICE_UNAVAILABLE, "Checkout is briefly unavailable. Please try again.")

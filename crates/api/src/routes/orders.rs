@@ -3,6 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use domain::ids::OrderId;
+use domain::lifecycle::Refused;
 use domain::session::SessionError;
 
 use crate::auth::AuthenticatedMerchant;
@@ -35,6 +36,7 @@ pub async fn cancel(
     let sessions = state.sessions.clone();
     match web::block(move || sessions.cancel_order(&merchant.0, id)).await?? {
         Ok(record) => Ok(HttpResponse::Ok().json(record.view())),
+        Err((_, Refused::InProgress)) => Err(ApiError::PaymentInProgress),
         Err((_, refused)) => Err(ApiError::NotCancellable(refused.to_string())),
     }
 }
@@ -44,7 +46,8 @@ impl From<SessionError> for ApiError {
         match error {
             SessionError::NotFound => ApiError::NotFound,
             SessionError::Store(e) => e.into(),
-            other => ApiError::Internal(other.to_string()),
+            SessionError::Conflict => ApiError::Unavailable(error.to_string()),
+            SessionError::ModeUnsupported => ApiError::Internal(error.to_string()),
         }
     }
 }

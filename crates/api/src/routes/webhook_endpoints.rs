@@ -47,6 +47,7 @@ impl From<EndpointError> for ApiError {
         match error {
             EndpointError::Url(_) | EndpointError::EventType(_) => ApiError::InvalidRequest(error.to_string()),
             EndpointError::NotFound => ApiError::NotFound,
+            EndpointError::TooMany => ApiError::EndpointLimitReached(error.to_string()),
             EndpointError::Store(e) => e.into(),
         }
     }
