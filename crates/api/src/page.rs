@@ -182,13 +182,7 @@ fn ended(record: &CheckoutRecord, refused: Refused) -> String {
              Ask the merchant for a new checkout.",
             Some(record.cancel_redirect()),
         ),
-        Refused::Cancelled => (
-            "",
-            "✕",
-            "Checkout cancelled",
-            cancelled.as_str(),
-            Some(record.cancel_redirect()),
-        ),
+        Refused::Cancelled => ("", "✕", "Checkout cancelled", cancelled.as_str(), Some(record.cancel_redirect())),
         Refused::Expired => ("", "⏱", "Checkout expired", expired.as_str(), None),
         Refused::InProgress => {
             ("", "…", "Payment in progress", "Your payment is being processed. Refresh this page in a moment.", None)

@@ -205,10 +205,12 @@ impl WebhookService {
     pub fn dispatch_once(&self, limit: i64) -> Result<usize, StoreError> {
         let endpoints = self.due_endpoints(limit)?;
         std::thread::scope(|scope| {
-            let sends: Vec<_> = endpoints.into_iter().map(|endpoint| scope.spawn(move || self.deliver_next(endpoint))).collect();
+            let sends: Vec<_> =
+                endpoints.into_iter().map(|endpoint| scope.spawn(move || self.deliver_next(endpoint))).collect();
             let mut attempts = 0;
             for send in sends {
-                let sent = send.join().unwrap_or_else(|_| Err(StoreError::Unavailable("a delivery thread panicked".into())));
+                let sent =
+                    send.join().unwrap_or_else(|_| Err(StoreError::Unavailable("a delivery thread panicked".into())));
                 attempts += usize::from(sent?.is_some());
             }
             Ok(attempts)

@@ -225,12 +225,16 @@ impl WebhookStore for WebhookRepository {
                 .select((webhook_deliveries::endpoint_id, webhook_deliveries::event_id))
                 .load::<(String, String)>(conn)?
                 .into_iter()
-                .filter(|pair| heads.iter().any(|(endpoint, event)| *endpoint == pair.0 && event.as_ref() == Some(&pair.1)))
+                .filter(|pair| {
+                    heads.iter().any(|(endpoint, event)| *endpoint == pair.0 && event.as_ref() == Some(&pair.1))
+                })
                 .collect())
         })()?);
         due.into_iter()
             .take(usize::try_from(limit).unwrap_or(0))
-            .map(|(endpoint, _)| endpoint.parse().map_err(|_| RepoError::Corrupt(format!("endpoint id {endpoint:?}")).into()))
+            .map(|(endpoint, _)| {
+                endpoint.parse().map_err(|_| RepoError::Corrupt(format!("endpoint id {endpoint:?}")).into())
+            })
             .collect()
     }
 
@@ -241,46 +245,44 @@ impl WebhookStore for WebhookRepository {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Due>, StoreError> {
         let (endpoint, now, lease_until) = (endpoint.to_string(), now.naive_utc(), lease_until.naive_utc());
-        let leased: Result<Option<(String, EndpointRow, i32, String, NaiveDateTime)>, RepoError> =
-            write_tx!(&self.db, |conn| {
-                let row: Option<EndpointRow> = webhook_endpoints::table
-                    .find(&endpoint)
-                    .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
-                    .select(EndpointRow::as_select())
-                    .first(conn)
-                    .optional()?;
-                let Some(row) = row else { return Ok(None) };
-                let head: Option<String> = webhook_deliveries::table
-                    .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
-                    .filter(webhook_deliveries::status.eq(PENDING))
-                    .select(diesel::dsl::min(webhook_deliveries::event_id))
-                    .first(conn)?;
-                let Some(event) = head else { return Ok(None) };
-                let taken = diesel::update(webhook_deliveries::table.find((&endpoint, &event)))
-                    .filter(webhook_deliveries::status.eq(PENDING))
-                    .filter(webhook_deliveries::next_attempt_at.le(now))
-                    .filter(webhook_deliveries::leased_until.is_null().or(webhook_deliveries::leased_until.lt(now)))
-                    .set(webhook_deliveries::leased_until.eq(lease_until))
-                    .execute(conn)?;
-                if taken == 0 {
-                    return Ok(None);
-                }
-                let (failures, payload, created_at): (i32, String, NaiveDateTime) = webhook_deliveries::table
-                    .inner_join(webhook_events::table)
-                    .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
-                    .filter(webhook_deliveries::event_id.eq(&event))
-                    .select((webhook_deliveries::attempts, webhook_events::payload, webhook_events::created_at))
-                    .first(conn)?;
-                Ok(Some((event, row, failures, payload, created_at)))
-            });
-        let Some((event, row, failures, payload, created_at)) = leased? else { return Ok(None) };
-        Ok(Some(Due {
-            event_id: event.parse::<EventId>().map_err(|_| RepoError::Corrupt(format!("event id {event:?}")))?,
-            endpoint: row.into_endpoint()?,
-            payload,
-            event_created_at: created_at.and_utc(),
-            failures,
-        }))
+        let leased: Result<Option<Due>, RepoError> = write_tx!(&self.db, |conn| {
+            let row: Option<EndpointRow> = webhook_endpoints::table
+                .find(&endpoint)
+                .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
+                .select(EndpointRow::as_select())
+                .first(conn)
+                .optional()?;
+            let Some(row) = row else { return Ok(None) };
+            let head: Option<String> = webhook_deliveries::table
+                .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
+                .filter(webhook_deliveries::status.eq(PENDING))
+                .select(diesel::dsl::min(webhook_deliveries::event_id))
+                .first(conn)?;
+            let Some(event) = head else { return Ok(None) };
+            let taken = diesel::update(webhook_deliveries::table.find((&endpoint, &event)))
+                .filter(webhook_deliveries::status.eq(PENDING))
+                .filter(webhook_deliveries::next_attempt_at.le(now))
+                .filter(webhook_deliveries::leased_until.is_null().or(webhook_deliveries::leased_until.lt(now)))
+                .set(webhook_deliveries::leased_until.eq(lease_until))
+                .execute(conn)?;
+            if taken == 0 {
+                return Ok(None);
+            }
+            let (failures, payload, created_at): (i32, String, NaiveDateTime) = webhook_deliveries::table
+                .inner_join(webhook_events::table)
+                .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
+                .filter(webhook_deliveries::event_id.eq(&event))
+                .select((webhook_deliveries::attempts, webhook_events::payload, webhook_events::created_at))
+                .first(conn)?;
+            Ok(Some(Due {
+                event_id: event.parse::<EventId>().map_err(|_| RepoError::Corrupt(format!("event id {event:?}")))?,
+                endpoint: row.into_endpoint()?,
+                payload,
+                event_created_at: created_at.and_utc(),
+                failures,
+            }))
+        });
+        Ok(leased?)
     }
 
     fn record_attempt(&self, due: &Due, end: &AttemptEnd, at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -289,9 +291,8 @@ impl WebhookStore for WebhookRepository {
         let recorded: Result<(), RepoError> = write_tx!(&self.db, |conn| {
             let row = webhook_deliveries::table.find((&endpoint, &event));
             // A delivery cancelled while it was in flight stays cancelled, unless it arrived.
-            let still_pending = webhook_deliveries::table
-                .find((&endpoint, &event))
-                .filter(webhook_deliveries::status.eq(PENDING));
+            let still_pending =
+                webhook_deliveries::table.find((&endpoint, &event)).filter(webhook_deliveries::status.eq(PENDING));
             let attempts = webhook_deliveries::attempts + 1;
             match &end {
                 AttemptEnd::Delivered(status) => {

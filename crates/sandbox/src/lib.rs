@@ -142,16 +142,14 @@ mod tests {
         charge_as(&Sandbox::new(), "pa_1", number, livemode)
     }
 
-    fn charge_as(sandbox: &Sandbox, attempt_id: &str, number: &str, livemode: Livemode) -> Result<ChargeResult, ProviderError> {
+    fn charge_as(
+        sandbox: &Sandbox,
+        attempt_id: &str,
+        number: &str,
+        livemode: Livemode,
+    ) -> Result<ChargeResult, ProviderError> {
         let card = Card::parse(number, "12/40", "123", chrono::Utc::now()).expect("a valid card");
-        sandbox.charge(&Charge {
-            payment_id: "pay_1",
-            attempt_id,
-            amount: 100,
-            currency: "usd",
-            livemode,
-            card: &card,
-        })
+        sandbox.charge(&Charge { payment_id: "pay_1", attempt_id, amount: 100, currency: "usd", livemode, card: &card })
     }
 
     #[test]
@@ -176,8 +174,15 @@ mod tests {
         let sandbox = Sandbox::new();
         assert_eq!(sandbox.lookup("pa_1"), Ok(ChargeLookup::NotFound));
         assert_eq!(charge_as(&sandbox, "pa_1", SUCCEEDS, Livemode::Test), Ok(ChargeResult::Succeeded));
-        assert_eq!(charge_as(&sandbox, "pa_2", DECLINED, Livemode::Test), Ok(ChargeResult::Declined(DeclineCode::CardDeclined)));
-        assert_eq!(charge_as(&sandbox, "pa_2", SUCCEEDS, Livemode::Test), Ok(ChargeResult::Declined(DeclineCode::CardDeclined)), "an attempt id charges once");
+        assert_eq!(
+            charge_as(&sandbox, "pa_2", DECLINED, Livemode::Test),
+            Ok(ChargeResult::Declined(DeclineCode::CardDeclined))
+        );
+        assert_eq!(
+            charge_as(&sandbox, "pa_2", SUCCEEDS, Livemode::Test),
+            Ok(ChargeResult::Declined(DeclineCode::CardDeclined)),
+            "an attempt id charges once"
+        );
         assert_eq!(sandbox.lookup("pa_1"), Ok(ChargeLookup::Succeeded));
         assert_eq!(sandbox.lookup("pa_2"), Ok(ChargeLookup::Declined(DeclineCode::CardDeclined)));
         assert_eq!(sandbox.captured(), vec!["pa_1".to_owned()]);

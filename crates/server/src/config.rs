@@ -180,7 +180,8 @@ impl Config {
             ));
         }
         if !(1..=100).contains(&config.pay_attempts_max) {
-            problems.push(format!("CHECKOUT_PAY_ATTEMPTS_MAX must be between 1 and 100, not {}", config.pay_attempts_max));
+            problems
+                .push(format!("CHECKOUT_PAY_ATTEMPTS_MAX must be between 1 and 100, not {}", config.pay_attempts_max));
         }
         if config.environment == Environment::Production {
             if config.claim_keys.is_empty() {
