@@ -262,8 +262,8 @@ fn webhook(command: WebhookCommand, config: &Config) -> Result<Value, CliError> 
         Environment::Production => None,
     };
     let secret = server_secret(config, dev.as_ref()).map_err(|e| CliError::new("configuration", e.to_string()))?;
-    let webhooks =
-        webhook_service(config, &database, secret).map_err(|e| CliError::new("configuration", e.to_string()))?;
+    let webhooks = webhook_service(config, &database, secret, std::sync::Arc::new(domain::ports::SystemClock))
+        .map_err(|e| CliError::new("configuration", e.to_string()))?;
     let endpoint_error = |e: EndpointError| match e {
         EndpointError::NotFound => CliError::new("not_found", "no such merchant or endpoint"),
         EndpointError::Store(e) => store_error(e),

@@ -10,7 +10,7 @@ use domain::checkout::{CheckoutService, CheckoutSettings, CheckoutUrls};
 use domain::dispatch::WebhookService;
 use domain::ids::EndpointId;
 use domain::payment::PaymentProvider;
-use domain::ports::SystemClock;
+use domain::ports::{Clock, SystemClock};
 use domain::session::SessionService;
 use domain::webhook::WebhookSecrets;
 use persistence::{CheckoutRepository, Database, DbOptions, MerchantRepository, SessionRepository, WebhookRepository};
@@ -75,28 +75,50 @@ async fn run_job(
     metrics.job_runs.with_label_values(&[job, outcome]).inc();
 }
 
-/// Every `interval`: frees charges whose process died mid-way, expires sessions past their end
-/// (even when nobody looks) and purges idempotency records past retention. Each replica runs these; every change is a compare-and-set
-/// or an idempotent delete, so replicas never fight. They stop with the server.
-fn spawn_jobs(
+/// The background jobs of one replica, also run on demand (tests, tools).
+#[derive(Clone, Debug)]
+pub struct Jobs {
     sessions: SessionService,
     checkout: CheckoutService,
-    metrics: api::metrics::Metrics,
-    interval: std::time::Duration,
-) {
+    webhooks: WebhookService,
+}
+
+impl Jobs {
+    /// Resolves stuck charges and refunds stray ones (asking the provider), expires sessions past
+    /// their end and purges idempotency records past retention: one sweep. Returns the rows each
+    /// job changed.
+    pub fn sweep(&self) -> Result<[usize; 3], String> {
+        Ok([
+            self.sessions.release_stuck_charges(SWEEP_BATCH).map_err(|e| e.to_string())?,
+            self.sessions.expire_due(SWEEP_BATCH).map_err(|e| e.to_string())?,
+            self.checkout.purge_idempotency().map_err(|e| e.to_string())?,
+        ])
+    }
+
+    /// The webhook dispatcher's use cases.
+    pub fn webhooks(&self) -> &WebhookService {
+        &self.webhooks
+    }
+}
+
+/// Every `interval`: resolves charges whose answer was lost, expires sessions past their end (even
+/// when nobody looks) and purges idempotency records past retention. Each replica runs these;
+/// every change applies to the version it read, or is an idempotent delete, so replicas never
+/// fight. They stop with the server.
+fn spawn_jobs(jobs: Jobs, metrics: api::metrics::Metrics, interval: std::time::Duration) {
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(interval);
         loop {
             ticks.tick().await;
-            let stuck = sessions.clone();
+            let stuck = jobs.sessions.clone();
             run_job(&metrics, "release_stuck_charges", move || {
                 stuck.release_stuck_charges(SWEEP_BATCH).map_err(|e| e.to_string())
             })
             .await;
-            let sessions = sessions.clone();
+            let sessions = jobs.sessions.clone();
             run_job(&metrics, "expire_sessions", move || sessions.expire_due(SWEEP_BATCH).map_err(|e| e.to_string()))
                 .await;
-            let checkout = checkout.clone();
+            let checkout = jobs.checkout.clone();
             run_job(&metrics, "purge_idempotency", move || checkout.purge_idempotency().map_err(|e| e.to_string()))
                 .await;
         }
@@ -181,29 +203,32 @@ pub fn webhook_service(
     config: &Config,
     database: &Database,
     secret: domain::secret::Secret,
+    clock: Arc<dyn Clock>,
 ) -> Result<WebhookService, StartError> {
     let sender = webhook_http::HttpSender::with_timeout(config.webhooks_allow_internal, config.webhook_timeout)
         .map_err(StartError::Config)?;
     Ok(WebhookService::new(
         Arc::new(WebhookRepository::new(database.clone())),
         Arc::new(sender),
-        Arc::new(SystemClock),
+        clock,
         WebhookSecrets::new(secret),
         config.environment == Environment::Production,
     ))
 }
 
 /// What the server talks to besides its database and webhook endpoints. The default is the
-/// sandbox provider; tests put a provider of their own in its place.
+/// sandbox provider and the wall clock; tests put their own in their place.
 #[derive(Clone)]
 pub struct Adapters {
     /// Charges cards.
     pub provider: Arc<dyn PaymentProvider>,
+    /// Tells the time to every rule (expiry, claims, retries).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for Adapters {
     fn default() -> Self {
-        Self { provider: Arc::new(Sandbox::new()) }
+        Self { provider: Arc::new(Sandbox::new()), clock: Arc::new(SystemClock) }
     }
 }
 
@@ -218,6 +243,7 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    jobs: Jobs,
 }
 
 impl std::fmt::Debug for Application {
@@ -245,19 +271,19 @@ impl Application {
         if let Some(signer) = dev.as_ref().and_then(DevSecrets::claim_signer) {
             claim_keys.insert(DEV_KID, signer.verifying_key());
         }
-        let webhooks = webhook_service(&config, &database, token_secret.clone())?;
+        let webhooks = webhook_service(&config, &database, token_secret.clone(), adapters.clock.clone())?;
         let urls = CheckoutUrls::new(&config.public_url, token_secret);
         let sessions = SessionService::new(
             Arc::new(SessionRepository::new(database.clone())),
             adapters.provider,
-            Arc::new(SystemClock),
+            adapters.clock.clone(),
             i32::try_from(config.pay_attempts_max).unwrap_or(i32::MAX),
         );
         let metrics = api::metrics::Metrics::new();
 
         let checkout = CheckoutService::new(
             Arc::new(CheckoutRepository::new(database.clone())),
-            Arc::new(SystemClock),
+            adapters.clock.clone(),
             claim_keys,
             urls.clone(),
             CheckoutSettings {
@@ -265,7 +291,8 @@ impl Application {
                 idempotency_ttl: duration(config.idempotency_ttl, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS")?,
             },
         );
-        spawn_jobs(sessions.clone(), checkout.clone(), metrics.clone(), config.sweep_interval);
+        let jobs = Jobs { sessions: sessions.clone(), checkout: checkout.clone(), webhooks: webhooks.clone() };
+        spawn_jobs(jobs.clone(), metrics.clone(), config.sweep_interval);
         spawn_dispatcher(webhooks.clone(), metrics.clone(), config.webhook_poll);
         let state = AppState {
             webhooks,
@@ -288,7 +315,7 @@ impl Application {
         if let Some(workers) = config.workers {
             server = server.workers(workers);
         }
-        Ok(Self { port, server: server.run(), database })
+        Ok(Self { port, server: server.run(), database, jobs })
     }
 
     /// The bound port.
@@ -299,6 +326,11 @@ impl Application {
     /// The database the server uses.
     pub fn database(&self) -> &Database {
         &self.database
+    }
+
+    /// The background jobs, to run on demand.
+    pub fn jobs(&self) -> Jobs {
+        self.jobs.clone()
     }
 
     /// A handle to stop the server.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -21,7 +21,9 @@ use persistence::{Database, DbOptions, MerchantRepository};
 use serde_json::{json, Value};
 use server::cli::{create_key, create_merchant};
 use server::config::Config;
-use server::startup::Application;
+use server::startup::{Adapters, Application, Jobs};
+
+pub use crate::provider::{GatedSandbox, Hold, TestClock};
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +195,12 @@ pub struct TestApp {
     pub address: String,
     pub signer: ClaimSigner,
     pub db: Database,
+    /// The server's background jobs, to run on demand.
+    pub jobs: Jobs,
+    /// The server's clock: real time, moved on by the test.
+    pub clock: Arc<TestClock>,
+    /// The server's payment provider: the sandbox, with a gate the test can close.
+    pub provider: Arc<GatedSandbox>,
     agent: ureq::Agent,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
@@ -230,23 +238,36 @@ impl TestApp {
             settings.insert((*key).to_owned(), (*value).to_owned());
         }
         let config = Config::from_lookup(|name| settings.get(name).cloned()).expect("test configuration");
+        let (clock, provider) = (Arc::new(TestClock::default()), Arc::new(GatedSandbox::default()));
+        let adapters = Adapters { provider: provider.clone(), clock: clock.clone() };
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                match Application::build(config) {
+                match Application::build_with(config, adapters) {
                     Ok(app) => {
-                        sender.send(Ok((app.port(), app.handle()))).expect("report start");
+                        sender.send(Ok((app.port(), app.handle(), app.jobs()))).expect("report start");
                         app.run_until_stopped().await.expect("server ran");
                     }
                     Err(e) => sender.send(Err(e.to_string())).expect("report failure"),
                 }
             })
         });
-        let (port, handle) = receiver.recv().expect("server thread").expect("server started");
+        let (port, handle, jobs) = receiver.recv().expect("server thread").expect("server started");
         // Redirects are what the checkout page answers with: tests look at them, not past them.
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).redirects(0).build();
         let db = test_db.database();
-        Self { address: format!("http://127.0.0.1:{port}"), signer, db, agent, handle, thread: Some(thread), test_db }
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            signer,
+            db,
+            jobs,
+            clock,
+            provider,
+            agent,
+            handle,
+            thread: Some(thread),
+            test_db,
+        }
     }
 
     /// The same claim-signing key, for a second server.
@@ -265,10 +286,32 @@ impl TestApp {
         TestMerchant { id: merchant.id, key: secret.secret().expose().to_owned(), key_id: summary.id }
     }
 
+    /// Another secret key for `merchant`.
+    pub fn new_key(&self, merchant: &TestMerchant, livemode: Livemode) -> String {
+        let store = MerchantRepository::new(self.db.clone());
+        create_key(&store, merchant.id, livemode).expect("key").1.secret().expose().to_owned()
+    }
+
     pub fn suspend(&self, merchant: &TestMerchant) {
         MerchantRepository::new(self.db.clone())
             .set_merchant_status(merchant.id, MerchantStatus::Suspended)
             .expect("suspend");
+    }
+
+    pub fn activate(&self, merchant: &TestMerchant) {
+        MerchantRepository::new(self.db.clone())
+            .set_merchant_status(merchant.id, MerchantStatus::Active)
+            .expect("activate");
+    }
+
+    /// Runs the server's background jobs once, as its sweeper would.
+    pub fn sweep(&self) -> [usize; 3] {
+        self.jobs.sweep().expect("sweep")
+    }
+
+    /// Cancels an order through the merchant API.
+    pub fn cancel_order(&self, key: &str, order_id: &str) -> Response {
+        self.request("POST", &format!("/orders/{order_id}/cancel"), &[("Authorization", &format!("Bearer {key}"))])
     }
 
     /// A claim payload for `merchant`: two tees at 25.00, valid for 15 minutes, with a fresh `jti`.

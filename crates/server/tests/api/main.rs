@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod provider;
 
 mod auth;
 mod browser;
@@ -11,6 +12,7 @@ mod cli;
 mod concurrency;
 mod faults;
 mod idempotency;
+mod money;
 mod operations;
 mod orders;
 mod pages;
