@@ -10,6 +10,7 @@ mod browser;
 mod checkout;
 mod cli;
 mod concurrency;
+mod dispatch;
 mod faults;
 mod idempotency;
 mod money;

@@ -27,14 +27,14 @@ struct Script {
 
 /// A merchant's webhook receiver: answers from a script (200 once it runs out), records requests
 /// and how many of one delivery were ever in flight at once.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     script: Arc<Mutex<Script>>,
     _server: LoopbackServer,
 }
 
 impl Receiver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let script = Arc::new(Mutex::new(Script::default()));
         let shared = script.clone();
         let server = LoopbackServer::start(move |request| {
@@ -56,16 +56,16 @@ impl Receiver {
         Self { url: format!("{}/hooks", server.address), script, _server: server }
     }
 
-    fn answer_with(&self, statuses: &[u16]) {
+    pub(crate) fn answer_with(&self, statuses: &[u16]) {
         self.script.lock().unwrap().answers.extend(statuses);
     }
 
-    fn received(&self) -> Vec<Incoming> {
+    pub(crate) fn received(&self) -> Vec<Incoming> {
         self.script.lock().unwrap().received.clone()
     }
 
     /// Waits (bounded) until `count` requests have arrived.
-    fn wait_for(&self, count: usize) -> Vec<Incoming> {
+    pub(crate) fn wait_for(&self, count: usize) -> Vec<Incoming> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.received().len() < count {
             assert!(Instant::now() < deadline, "{} of {count} deliveries arrived", self.received().len());
@@ -75,7 +75,7 @@ impl Receiver {
     }
 }
 
-fn register(app: &TestApp, merchant: &TestMerchant, url: &str, events: &[&str]) -> (String, String) {
+pub(crate) fn register(app: &TestApp, merchant: &TestMerchant, url: &str, events: &[&str]) -> (String, String) {
     let response =
         app.post_raw("/webhook-endpoints", Some(&merchant.key), &json!({ "url": url, "events": events }).to_string());
     assert_eq!(response.status, 201, "{}", response.text);
