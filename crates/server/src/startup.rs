@@ -186,6 +186,7 @@ impl Application {
             Arc::new(SystemClock),
         );
         let metrics = api::metrics::Metrics::new();
+        let limits = Arc::new(api::ratelimit::Limits::new(&config.limits(), metrics.clone()));
 
         let checkout = CheckoutService::new(
             Arc::new(CheckoutRepository::new(database.clone())),
@@ -196,12 +197,13 @@ impl Application {
                 session_ttl: duration(config.session_ttl, "CHECKOUT_SESSION_TTL_SECONDS")?,
                 idempotency_ttl: duration(config.idempotency_ttl, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS")?,
             },
-        );
+        )
+        .with_limit(limits.clone());
         spawn_jobs(sessions.clone(), checkout.clone(), metrics.clone(), config.sweep_interval);
         spawn_dispatcher(webhooks.clone(), metrics.clone(), config.webhook_poll);
         let state = AppState {
             webhooks,
-            limiter: api::ratelimit::RateLimiter::new(config.rate_limit, config.rate_burst).map(Arc::new),
+            limits,
             metrics: metrics.clone(),
             checkout,
             sessions,

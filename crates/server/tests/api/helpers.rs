@@ -271,6 +271,13 @@ impl TestApp {
             .expect("suspend");
     }
 
+    /// `merchant` with another secret key of its own, in `livemode`.
+    pub fn new_key(&self, merchant: &TestMerchant, livemode: Livemode) -> TestMerchant {
+        let store = MerchantRepository::new(self.db.clone());
+        let (summary, secret) = create_key(&store, merchant.id, livemode).expect("key");
+        TestMerchant { id: merchant.id, key: secret.secret().expose().to_owned(), key_id: summary.id }
+    }
+
     /// A claim payload for `merchant`: two tees at 25.00, valid for 15 minutes, with a fresh `jti`.
     pub fn claim_payload(&self, merchant: &TestMerchant) -> ClaimPayload {
         let items = vec![
@@ -323,6 +330,28 @@ impl TestApp {
             request = request.set("Authorization", &format!("Bearer {key}"));
         }
         into_response(request.send_string(body))
+    }
+
+    /// Any request, with a bearer `key` and a JSON `body` when given, and extra `headers`.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self.agent.request(method, &format!("{}{path}", self.address));
+        if let Some(key) = key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        into_response(match body {
+            Some(body) => request.set("Content-Type", "application/json").send_string(body),
+            None => request.call(),
+        })
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
