@@ -177,6 +177,16 @@ fn over_limit(state: &AppState, mode: Mode, req: &HttpRequest) -> Option<HttpRes
     Some(response)
 }
 
+/// A page acts only on checkouts of its own mode: a hosted token posted to `/embed/…` (or the
+/// reverse) is not found, and nothing is charged or cancelled.
+async fn own_mode(state: &AppState, mode: Mode, token: &str) -> Result<(), SessionError> {
+    let (sessions, lookup) = (state.sessions.clone(), token.to_owned());
+    match run(move || sessions.view(&lookup)).await? {
+        record if record.mode == mode => Ok(()),
+        _ => Err(SessionError::NotFound),
+    }
+}
+
 /// `POST /c/{token}/pay` and `POST /embed/{token}/pay`.
 pub async fn pay(
     state: web::Data<AppState>,
@@ -192,6 +202,9 @@ pub async fn pay(
     let Some(form) = read_form(&state, &req, &token, &body) else {
         return forbidden(&state, mode);
     };
+    if let Err(error) = own_mode(&state, mode, &token).await {
+        return failure(&state, mode, error);
+    }
     let sessions = state.sessions.clone();
     let lookup = token.clone();
     let paid = run(move || sessions.pay(&lookup, &form.number, &form.expiry, &form.cvc)).await;
@@ -228,6 +241,9 @@ pub async fn cancel(
     }
     if read_form(&state, &req, &token, &body).is_none() {
         return forbidden(&state, mode);
+    }
+    if let Err(error) = own_mode(&state, mode, &token).await {
+        return failure(&state, mode, error);
     }
     let sessions = state.sessions.clone();
     let lookup = token.clone();

@@ -1,8 +1,9 @@
 //! Request limits: per merchant and mode (whichever of its keys), per client address for failed
-//! authentication and for checkout page posts.
+//! authentication and for checkout page posts; and pages that act only on their own mode.
 
 use domain::merchant::Livemode;
 use domain::secret::ApiKeySecret;
+use serde_json::Value;
 
 use crate::helpers::{Backend, Response, TestApp};
 use crate::on_both_backends;
@@ -122,9 +123,50 @@ fn page_posts_from_one_address_are_limited(backend: Backend) {
     assert_eq!(metric(&app, "checkout_rate_limited_total{limit=\"page_posts\"}").as_deref(), Some("2"));
 }
 
+fn with_mode(body: &Value, mode: &str) -> Value {
+    let mut body = body.clone();
+    body["mode"] = mode.into();
+    body
+}
+
+/// The page path of the same token under the other mode's prefix.
+fn other_prefix(page: &str) -> String {
+    match page.strip_prefix("/c/") {
+        Some(token) => format!("/embed/{token}"),
+        None => format!("/c/{}", page.trim_start_matches("/embed/")),
+    }
+}
+
+fn a_page_acts_only_on_its_own_mode(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    for mode in ["hosted", "embedded"] {
+        let (page, order_id) = app.create_checkout(&merchant, &with_mode(&app.checkout_body(&merchant), mode));
+        let form_token = app.form_token(&page);
+        let elsewhere = other_prefix(&page);
+        let card =
+            [("form_token", form_token.as_str()), ("number", "4242424242424242"), ("expiry", "12/40"), ("cvc", "123")];
+        let paid = app.post_form(&format!("{elsewhere}/pay"), &card);
+        assert_eq!(paid.status, 404, "{mode} token paid at {elsewhere}: {}", paid.text);
+        let cancelled = app.post_form(&format!("{elsewhere}/cancel"), &[("form_token", &form_token)]);
+        assert_eq!(cancelled.status, 404, "{mode} token cancelled at {elsewhere}");
+        let order = app.get_order(&merchant.key, &order_id);
+        assert_eq!((order["status"].as_str(), order["payment"]["status"].as_str()), (Some("pending"), Some("pending")));
+        assert_eq!(order["session"]["status"], "open", "{mode}");
+        let attempts = format!(
+            "SELECT COUNT(*) AS n FROM payment_attempts a JOIN payments p ON p.id = a.payment_id \
+             WHERE p.order_id = '{order_id}'"
+        );
+        assert_eq!(app.count(&attempts), 0, "{mode}: nothing was charged");
+        assert_eq!(app.post_form(&format!("{page}/pay"), &card).status, 303, "its own page still takes the card");
+        assert_eq!(app.count(&attempts), 1);
+    }
+}
+
 on_both_backends!(
     forged_keys_share_the_address_limit,
     behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget,
     keys_of_one_merchant_share_its_bucket_and_merchants_do_not,
     page_posts_from_one_address_are_limited,
+    a_page_acts_only_on_its_own_mode,
 );
