@@ -271,6 +271,12 @@ impl TestApp {
             .expect("suspend");
     }
 
+    pub fn activate(&self, merchant: &TestMerchant) {
+        MerchantRepository::new(self.db.clone())
+            .set_merchant_status(merchant.id, MerchantStatus::Active)
+            .expect("activate");
+    }
+
     /// `merchant` with another secret key of its own, in `livemode`.
     pub fn new_key(&self, merchant: &TestMerchant, livemode: Livemode) -> TestMerchant {
         let store = MerchantRepository::new(self.db.clone());

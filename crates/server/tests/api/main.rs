@@ -15,5 +15,6 @@ mod limits;
 mod operations;
 mod orders;
 mod pages;
+mod refusals;
 mod validation;
 mod webhooks;
