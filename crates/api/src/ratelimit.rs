@@ -404,7 +404,7 @@ pub fn retry_after(wait: Duration) -> u64 {
 
 /// Middleware for the endpoints that need a secret key: an address that has spent its failed
 /// authentications is refused before anything else runs, whatever key it presents, and every
-/// `401` is counted (the one that spends the last answers `429` instead).
+/// `401` is counted (one that finds none left answers `429` instead).
 pub async fn authentication(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
