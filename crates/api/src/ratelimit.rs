@@ -323,6 +323,31 @@ impl std::fmt::Debug for Limits {
     }
 }
 
+/// What a start-up log line says: each limit's rate and burst, or `off`.
+impl std::fmt::Display for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rate = |quota: Option<Quota>| match quota {
+            Some(q) => {
+                let interval = q.replenish_interval().as_nanos().max(1);
+                match Duration::from_secs(1).as_nanos() / interval {
+                    0 => format!("{}/min, burst {}", Duration::from_secs(60).as_nanos() / interval, q.burst_size()),
+                    per_second => format!("{per_second}/s, burst {}", q.burst_size()),
+                }
+            }
+            None => "off".to_owned(),
+        };
+        write!(
+            f,
+            "per merchant and mode {}; failed authentications per address {}; page posts per address {}; \
+             trusted proxies: {}",
+            rate(self.merchant.as_ref().map(|l| l.quota)),
+            rate(self.auth_failures.as_ref().map(|l| l.counted.quota)),
+            rate(self.page_posts.as_ref().map(|l| l.quota)),
+            if self.trusted_proxies.is_empty() { "none" } else { "configured" },
+        )
+    }
+}
+
 /// The `limit` label of `checkout_rate_limited_total` and `checkout_rate_limit_keys`.
 const MERCHANT: &str = "merchant";
 const AUTH_FAILURES: &str = "auth_failures";
@@ -499,6 +524,21 @@ mod tests {
         assert!(failures.blocked(one).is_ok());
         assert!(failures.failed(one).is_ok());
         assert!(failures.failed(one).is_err());
+    }
+
+    #[test]
+    fn the_start_up_line_names_each_limit() {
+        let settings = LimitSettings {
+            merchant: Rate::per_second(200, 400),
+            auth_failures: Rate::per_minute(30, 30),
+            trusted_proxies: Networks::parse("10.0.0.0/8").unwrap(),
+            ..LimitSettings::default()
+        };
+        assert_eq!(
+            Limits::new(&settings, Metrics::new()).to_string(),
+            "per merchant and mode 200/s, burst 400; failed authentications per address 30/min, burst 30; \
+             page posts per address off; trusted proxies: configured"
+        );
     }
 
     #[test]

@@ -187,6 +187,7 @@ impl Application {
         );
         let metrics = api::metrics::Metrics::new();
         let limits = Arc::new(api::ratelimit::Limits::new(&config.limits(), metrics.clone()));
+        log::info!("request limits: {limits}");
 
         let checkout = CheckoutService::new(
             Arc::new(CheckoutRepository::new(database.clone())),
