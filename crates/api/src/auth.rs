@@ -1,6 +1,8 @@
 //! The bearer-key guard. Its extractor checks the key's shape and checksum without any I/O (401 or
 //! 403 at once for a malformed or publishable key); whether the key exists and may act is decided
-//! by the use case, in the same read that looks up the idempotency key.
+//! by the use case, in the same read that looks up the idempotency key. The merchant's request
+//! limit is spent once the key is known to be its own (`ratelimit`); failed authentications are
+//! counted per client address by `ratelimit::authentication` around these endpoints.
 
 use std::future::{ready, Ready};
 
@@ -23,22 +25,12 @@ impl FromRequest for PresentedKey {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // A header that is not visible ASCII is as good as a missing one.
         let header = req.headers().get(AUTHORIZATION).map(|value| value.to_str().unwrap_or_default());
-        let key = parse_bearer(header).map_err(ApiError::from);
-        let limited =
-            key.as_ref().ok().zip(req.app_data::<actix_web::web::Data<crate::AppState>>()).and_then(|(key, state)| {
-                let wait = state.limiter.as_ref()?.check(key.hash().as_str(), std::time::Instant::now()).err()?;
-                state.metrics.rate_limited.inc();
-                Some(ApiError::RateLimited(wait.as_secs().max(1)))
-            });
-        ready(match limited {
-            Some(refused) => Err(refused),
-            None => key.map(PresentedKey),
-        })
+        ready(parse_bearer(header).map(PresentedKey).map_err(ApiError::from))
     }
 }
 
-/// The merchant behind the request's secret key: active, key not revoked. For endpoints whose
-/// use case does not look the key up itself.
+/// The merchant behind the request's secret key: active, key not revoked, and within its request
+/// rate. For endpoints whose use case does not look the key up itself.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthenticatedMerchant(pub domain::merchant::Caller);
 
@@ -53,12 +45,14 @@ impl FromRequest for AuthenticatedMerchant {
         Box::pin(async move {
             let key = key?;
             let state = state.ok_or_else(|| ApiError::Internal("application state is missing".into()))?;
+            let limits = state.limits.clone();
             let caller =
                 actix_web::web::block(move || domain::checkout::authenticate(state.merchants.as_ref(), &key.0))
                     .await?
                     .map_err(|e| ApiError::from_checkout(e, &serde_json::Value::Null))?;
             actix_web::HttpMessage::extensions_mut(&req)
                 .insert(crate::observe::MerchantTag(caller.merchant_id.to_string()));
+            limits.admit_merchant(&caller)?;
             Ok(AuthenticatedMerchant(caller))
         })
     }

@@ -32,8 +32,9 @@ pub enum ApiError {
     /// 422: the key was used for another request.
     #[error("this idempotency key was already used with a different request")]
     IdempotencyKeyReused,
-    /// 429: the key made more requests than its rate allows; retry after that many seconds.
-    #[error("too many requests with this key; retry after {0} s")]
+    /// 429: a request limit (the merchant's, or the client address's) is spent; retry after that
+    /// many seconds.
+    #[error("too many requests; retry after {0} s")]
     RateLimited(u64),
     /// 413.
     #[error("the request body is larger than {0} bytes")]
@@ -157,6 +158,7 @@ impl ApiError {
             CheckoutError::KeyReused => ApiError::IdempotencyKeyReused,
             CheckoutError::KeyInProgress => ApiError::IdempotencyInProgress,
             CheckoutError::Store(e) => e.into(),
+            CheckoutError::RateLimited(wait) => ApiError::RateLimited(crate::ratelimit::retry_after(wait)),
         }
     }
 }

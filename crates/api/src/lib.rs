@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{middleware, web, HttpResponse};
 use domain::checkout::{CheckoutService, CheckoutUrls};
 use domain::order::Mode;
 use domain::ports::{Diagnostics, MerchantStore};
@@ -37,8 +37,8 @@ pub struct AppState {
     pub urls: CheckoutUrls,
     /// Webhook endpoints.
     pub webhooks: domain::dispatch::WebhookService,
-    /// Per-key request limit; `None` for none.
-    pub limiter: Option<Arc<ratelimit::RateLimiter>>,
+    /// The request limits (per merchant, per client address).
+    pub limits: Arc<ratelimit::Limits>,
     /// What `/metrics` exports.
     pub metrics: metrics::Metrics,
     /// Readiness and pool figures of the database.
@@ -66,27 +66,32 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         for prefix in ["", "/api"] {
             cfg.service(
                 web::resource(format!("{prefix}/checkout"))
+                    .wrap(middleware::from_fn(ratelimit::authentication))
                     .route(web::post().to(routes::checkout::post))
                     .default_service(only("POST")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/orders/{{order_id}}"))
+                    .wrap(middleware::from_fn(ratelimit::authentication))
                     .route(web::get().to(routes::orders::get))
                     .default_service(only("GET")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/orders/{{order_id}}/cancel"))
+                    .wrap(middleware::from_fn(ratelimit::authentication))
                     .route(web::post().to(routes::orders::cancel))
                     .default_service(only("POST")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/webhook-endpoints"))
+                    .wrap(middleware::from_fn(ratelimit::authentication))
                     .route(web::post().to(routes::webhook_endpoints::create))
                     .route(web::get().to(routes::webhook_endpoints::list))
                     .default_service(only("GET, POST")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}"))
+                    .wrap(middleware::from_fn(ratelimit::authentication))
                     .route(web::delete().to(routes::webhook_endpoints::remove))
                     .default_service(only("DELETE")),
             );

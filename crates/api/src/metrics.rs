@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests by route and status, latency histograms, checkout outcomes, claim
-//! rejections, pool occupancy and the background jobs. Served as text at `GET /metrics`.
+//! rejections, rate-limit refusals, pool occupancy and the background jobs. Served as text at `GET /metrics`.
 
 use domain::ports::PoolStats;
 use prometheus::core::Collector;
@@ -21,8 +21,10 @@ pub struct Metrics {
     pub idempotency_conflicts: IntCounterVec,
     /// Claims refused, by `reason` (`claim_expired`, …).
     pub claim_rejections: IntCounterVec,
-    /// Requests refused by the rate limiter.
-    pub rate_limited: IntCounter,
+    /// Requests refused by a rate limit, by `limit` (`merchant`, `auth_failures`, `page_posts`).
+    pub rate_limited: IntCounterVec,
+    /// Clients (merchants, addresses) a rate limit holds a bucket for, by `limit`.
+    pub rate_limit_keys: IntGaugeVec,
     pool_in_use: IntGaugeVec,
     pool_idle: IntGaugeVec,
     /// Background job runs, by `job` (`expire_sessions`, `purge_idempotency`) and `outcome`.
@@ -92,7 +94,17 @@ impl Metrics {
                 "Checkout claims refused, by reason.",
                 &["reason"],
             ),
-            rate_limited: counter(&registry, "rate_limited_total", "Requests refused by the per-key rate limit."),
+            rate_limited: counters(
+                &registry,
+                "rate_limited_total",
+                "Requests refused by a rate limit, by limit.",
+                &["limit"],
+            ),
+            rate_limit_keys: register(
+                &registry,
+                "rate_limit_keys",
+                IntGaugeVec::new(Opts::new("rate_limit_keys", "Clients a rate limit holds a bucket for."), &["limit"]),
+            ),
             pool_in_use: gauges(&registry, "db_pool_connections_in_use", "Database connections checked out."),
             pool_idle: gauges(&registry, "db_pool_connections_idle", "Database connections open and idle."),
             job_runs: counters(

@@ -128,6 +128,18 @@ pub enum CheckoutError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The merchant is over its request rate (429); nothing was read or written for it. Carries
+    /// how long to wait.
+    #[error("too many requests for this merchant")]
+    RateLimited(std::time::Duration),
+}
+
+/// A per-merchant request limit, asked once a key is known to belong to an active merchant and
+/// before anything is done on its behalf. Unknown or refused keys never reach it, so they cannot
+/// make a merchant's budget grow or shrink.
+pub trait MerchantLimit: Send + Sync {
+    /// `Err(wait)` when `caller`'s merchant, in its mode, must wait that long.
+    fn admit(&self, caller: &Caller) -> Result<(), std::time::Duration>;
 }
 
 /// Makes checkout page URLs. The token is an HMAC of the order id under a server secret: it cannot
@@ -203,6 +215,7 @@ pub struct CheckoutService {
     claim_keys: Arc<ClaimKeys>,
     urls: CheckoutUrls,
     settings: CheckoutSettings,
+    limit: Option<Arc<dyn MerchantLimit>>,
 }
 
 impl std::fmt::Debug for CheckoutService {
@@ -224,7 +237,13 @@ impl CheckoutService {
         urls: CheckoutUrls,
         settings: CheckoutSettings,
     ) -> Self {
-        Self { store, clock, claim_keys: Arc::new(claim_keys), urls, settings }
+        Self { store, clock, claim_keys: Arc::new(claim_keys), urls, settings, limit: None }
+    }
+
+    /// Asks `limit` before each request of an authenticated merchant.
+    pub fn with_limit(mut self, limit: Arc<dyn MerchantLimit>) -> Self {
+        self.limit = Some(limit);
+        self
     }
 
     /// Creates a checkout for the merchant of `key`, or answers as the first request with the same
@@ -234,6 +253,9 @@ impl CheckoutService {
         let stale_before = now - self.settings.idempotency_ttl;
         let found = self.store.lookup(&key.hash(), &request.idempotency_key, stale_before)?;
         let caller = authorize(key, found.as_ref().map(|f| f.key.clone()))?;
+        if let Some(limit) = &self.limit {
+            limit.admit(&caller).map_err(CheckoutError::RateLimited)?;
+        }
         let fingerprint = Fingerprint::of(&request);
         if let Some(record) = found.and_then(|f| f.record) {
             return self.replay(caller.merchant_id, decide(record, &fingerprint));
@@ -515,6 +537,35 @@ mod tests {
         let result = s.service.create(&stranger, s.request(600, "k1"));
         assert!(matches!(result, Err(CheckoutError::Auth(AuthError::Unauthenticated(_)))));
         assert!(s.store.created.lock().unwrap().is_empty());
+    }
+
+    /// Admits `budget` requests, then asks for a second's wait; remembers whom it was asked about.
+    struct Budget(Mutex<(u32, Vec<MerchantId>)>);
+
+    impl MerchantLimit for Budget {
+        fn admit(&self, caller: &Caller) -> Result<(), std::time::Duration> {
+            let mut state = self.0.lock().unwrap();
+            state.1.push(caller.merchant_id);
+            if state.0 == 0 {
+                return Err(std::time::Duration::from_secs(1));
+            }
+            state.0 -= 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_merchant_over_its_limit_is_refused_before_anything_is_written() {
+        let s = setup();
+        let budget = Arc::new(Budget(Mutex::new((1, Vec::new()))));
+        let service = s.service.clone().with_limit(budget.clone());
+        service.create(&s.key, s.request(600, "k1")).unwrap();
+        let refused = service.create(&s.key, s.request(600, "k2"));
+        assert!(matches!(refused, Err(CheckoutError::RateLimited(_))), "{refused:?}");
+        assert_eq!(s.store.created.lock().unwrap().len(), 1, "the refused request wrote nothing");
+        let stranger = ApiKeySecret::generate(Livemode::Test);
+        assert!(matches!(service.create(&stranger, s.request(600, "k3")), Err(CheckoutError::Auth(_))));
+        assert_eq!(budget.0.lock().unwrap().1, [s.merchant, s.merchant], "an unknown key is never counted");
     }
 
     #[test]

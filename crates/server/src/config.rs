@@ -31,7 +31,7 @@ pub struct Config {
     pub session_ttl: Duration,
     /// `CHECKOUT_IDEMPOTENCY_TTL_SECONDS`
     pub idempotency_ttl: Duration,
-    /// `CHECKOUT_RATE_LIMIT_PER_SECOND` (0: no limit)
+    /// `CHECKOUT_RATE_LIMIT_PER_SECOND`: requests per merchant and mode (0: no limit)
     pub rate_limit: u32,
     /// `CHECKOUT_RATE_LIMIT_BURST`
     pub rate_burst: u32,
@@ -57,6 +57,14 @@ pub struct Config {
     pub dev_secrets_file: String,
     /// `CHECKOUT_WORKERS` (default: one per core)
     pub workers: Option<usize>,
+    /// `CHECKOUT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE` and `…_BURST`: failed authentications per
+    /// client address, a minute and at once (0: no limit)
+    pub auth_failure_limit: (u32, u32),
+    /// `CHECKOUT_RATE_LIMIT_PAGE_POSTS_PER_MINUTE` and `…_BURST`: checkout page form posts per
+    /// client address, a minute and at once (0: no limit)
+    pub page_post_limit: (u32, u32),
+    /// `CHECKOUT_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client
+    pub trusted_proxies: api::ratelimit::Networks,
 }
 
 impl std::fmt::Debug for Config {
@@ -96,7 +104,36 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// Production default of `CHECKOUT_RATE_LIMIT_PER_SECOND`.
+pub const DEFAULT_MERCHANT_RATE: u32 = 200;
+/// Production default of `CHECKOUT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE`.
+pub const DEFAULT_AUTH_FAILURES: u32 = 30;
+/// Production default of `CHECKOUT_RATE_LIMIT_PAGE_POSTS_PER_MINUTE`.
+pub const DEFAULT_PAGE_POSTS: u32 = 60;
+
+/// `CHECKOUT_RATE_LIMIT_<NAME>_PER_MINUTE` and `…_BURST` (which defaults to a minute's worth).
+fn per_minute(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+    problems: &mut Vec<String>,
+) -> (u32, u32) {
+    let rate = number(get, &format!("CHECKOUT_RATE_LIMIT_{name}_PER_MINUTE"), default, problems);
+    (rate, number(get, &format!("CHECKOUT_RATE_LIMIT_{name}_BURST"), rate, problems))
+}
+
 impl Config {
+    /// The request limits these settings ask for.
+    pub fn limits(&self) -> api::ratelimit::LimitSettings {
+        use api::ratelimit::{LimitSettings, Rate};
+        LimitSettings {
+            merchant: Rate::per_second(self.rate_limit, self.rate_burst),
+            auth_failures: Rate::per_minute(self.auth_failure_limit.0, self.auth_failure_limit.1),
+            page_posts: Rate::per_minute(self.page_post_limit.0, self.page_post_limit.1),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
@@ -127,7 +164,9 @@ impl Config {
         if idempotency_ttl == 0 {
             problems.push("CHECKOUT_IDEMPOTENCY_TTL_SECONDS must be at least 1".into());
         }
-        let rate_limit: u32 = number(&get, "CHECKOUT_RATE_LIMIT_PER_SECOND", 0, &mut problems);
+        // Limits are on by default in production, off in development.
+        let on = |production: u32| if environment == Environment::Production { production } else { 0 };
+        let rate_limit: u32 = number(&get, "CHECKOUT_RATE_LIMIT_PER_SECOND", on(DEFAULT_MERCHANT_RATE), &mut problems);
         let rate_burst: u32 = number(&get, "CHECKOUT_RATE_LIMIT_BURST", rate_limit.saturating_mul(2), &mut problems);
         let public_url = get("CHECKOUT_PUBLIC_URL").unwrap_or_else(|| "http://localhost:4805".into());
         let lower = public_url.to_ascii_lowercase();
@@ -169,6 +208,13 @@ impl Config {
             environment,
             dev_secrets_file: get("CHECKOUT_DEV_SECRETS_FILE").unwrap_or_else(|| "data/dev-secrets.json".into()),
             workers: get("CHECKOUT_WORKERS").map(|_| number(&get, "CHECKOUT_WORKERS", 2, &mut problems)),
+            auth_failure_limit: per_minute(&get, "AUTH_FAILURES", on(DEFAULT_AUTH_FAILURES), &mut problems),
+            page_post_limit: per_minute(&get, "PAGE_POSTS", on(DEFAULT_PAGE_POSTS), &mut problems),
+            trusted_proxies: api::ratelimit::Networks::parse(&get("CHECKOUT_TRUSTED_PROXIES").unwrap_or_default())
+                .unwrap_or_else(|e| {
+                    problems.push(format!("CHECKOUT_TRUSTED_PROXIES: {e}"));
+                    api::ratelimit::Networks::default()
+                }),
         };
         if config.pool_size == 0 {
             problems.push("DATABASE_POOL_SIZE must be at least 1".into());
@@ -255,6 +301,54 @@ mod tests {
         let error =
             config(&[("CHECKOUT_SESSION_TTL_SECONDS", "soon"), ("CHECKOUT_ENV", "staging")]).err().map(|e| e.0.len());
         assert_eq!(error, Some(2));
+    }
+
+    #[test]
+    fn limits_are_on_in_production_and_off_in_development() {
+        use api::ratelimit::Rate;
+        let development = config(&[]).map(|c| c.limits()).map_err(|e| e.to_string());
+        let development = development.as_ref().map(|l| (l.merchant.count, l.auth_failures.count, l.page_posts.count));
+        assert_eq!(development, Ok((0, 0, 0)));
+        let signer = ClaimSigner::generate();
+        let keys = format!("{}:{}", signer.kid(), signer.public_key());
+        let secret = "s".repeat(MIN_TOKEN_SECRET_LEN);
+        let production = [
+            ("CHECKOUT_ENV", "production"),
+            ("CHECKOUT_CLAIM_KEYS", keys.as_str()),
+            ("CHECKOUT_PUBLIC_URL", "https://checkout.example"),
+            ("CHECKOUT_TOKEN_SECRET", secret.as_str()),
+        ];
+        let limits = config(&production).map(|c| c.limits()).map_err(|e| e.to_string());
+        let limits = limits.as_ref().map(|l| (l.merchant, l.auth_failures, l.page_posts));
+        assert_eq!(
+            limits,
+            Ok((
+                Rate::per_second(DEFAULT_MERCHANT_RATE, 2 * DEFAULT_MERCHANT_RATE),
+                Rate::per_minute(DEFAULT_AUTH_FAILURES, DEFAULT_AUTH_FAILURES),
+                Rate::per_minute(DEFAULT_PAGE_POSTS, DEFAULT_PAGE_POSTS),
+            ))
+        );
+        let off = [&production[..], &[("CHECKOUT_RATE_LIMIT_PAGE_POSTS_PER_MINUTE", "0")]].concat();
+        assert_eq!(config(&off).map(|c| c.limits().page_posts.count).ok(), Some(0), "an operator may turn one off");
+        let set = config(&[
+            ("CHECKOUT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", "5"),
+            ("CHECKOUT_RATE_LIMIT_AUTH_FAILURES_BURST", "2"),
+            ("CHECKOUT_TRUSTED_PROXIES", "10.0.0.0/8"),
+        ]);
+        let set = set.map(|c| c.limits()).map_err(|e| e.to_string());
+        assert_eq!(set.as_ref().map(|l| l.auth_failures), Ok(Rate::per_minute(5, 2)));
+        assert!(set.as_ref().is_ok_and(|l| l.trusted_proxies.contains("10.1.1.1".parse().unwrap())));
+    }
+
+    #[test]
+    fn malformed_limits_and_proxies_are_named() {
+        let error =
+            config(&[("CHECKOUT_RATE_LIMIT_PAGE_POSTS_BURST", "lots"), ("CHECKOUT_TRUSTED_PROXIES", "lb.internal")])
+                .err()
+                .map(|e| e.0.join("\n"))
+                .unwrap_or_default();
+        assert!(error.contains("CHECKOUT_RATE_LIMIT_PAGE_POSTS_BURST"), "{error}");
+        assert!(error.contains("CHECKOUT_TRUSTED_PROXIES"), "{error}");
     }
 
     #[test]

@@ -280,6 +280,8 @@ impl Application {
             i32::try_from(config.pay_attempts_max).unwrap_or(i32::MAX),
         );
         let metrics = api::metrics::Metrics::new();
+        let limits = Arc::new(api::ratelimit::Limits::new(&config.limits(), metrics.clone()));
+        log::info!("request limits: {limits}");
 
         let checkout = CheckoutService::new(
             Arc::new(CheckoutRepository::new(database.clone())),
@@ -290,13 +292,14 @@ impl Application {
                 session_ttl: duration(config.session_ttl, "CHECKOUT_SESSION_TTL_SECONDS")?,
                 idempotency_ttl: duration(config.idempotency_ttl, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS")?,
             },
-        );
+        )
+        .with_limit(limits.clone());
         let jobs = Jobs { sessions: sessions.clone(), checkout: checkout.clone(), webhooks: webhooks.clone() };
         spawn_jobs(jobs.clone(), metrics.clone(), config.sweep_interval);
         spawn_dispatcher(webhooks.clone(), metrics.clone(), config.webhook_poll);
         let state = AppState {
             webhooks,
-            limiter: api::ratelimit::RateLimiter::new(config.rate_limit, config.rate_burst).map(Arc::new),
+            limits,
             metrics: metrics.clone(),
             checkout,
             sessions,

@@ -37,7 +37,9 @@ pub async fn post(
             }),
             // A refused body still has its key judged first: 401 or 403 before any 400 or 413.
             Err(refusal) => {
-                authenticate(state.merchants.as_ref(), &key.0).map_err(|e| ApiError::from_checkout(e, &Value::Null))?;
+                let caller = authenticate(state.merchants.as_ref(), &key.0)
+                    .map_err(|e| ApiError::from_checkout(e, &Value::Null))?;
+                state.limits.admit_merchant(&caller)?;
                 Err(refusal)
             }
         }
@@ -56,7 +58,7 @@ fn count_refusal(metrics: &Metrics, error: &CheckoutError) {
         CheckoutError::InvalidClaim(claim) => metrics.claim_rejections.with_label_values(&[claim.reason()]).inc(),
         CheckoutError::KeyReused => metrics.idempotency_conflicts.with_label_values(&["key_reused"]).inc(),
         CheckoutError::KeyInProgress => metrics.idempotency_conflicts.with_label_values(&["in_progress"]).inc(),
-        CheckoutError::Auth(_) | CheckoutError::Store(_) => {}
+        CheckoutError::Auth(_) | CheckoutError::Store(_) | CheckoutError::RateLimited(_) => {}
     }
 }
 

@@ -158,6 +158,32 @@ fn forbidden(state: &AppState, mode: Mode) -> HttpResponse {
     secured(html(StatusCode::FORBIDDEN, body.to_owned()), mode, state, None)
 }
 
+/// Spends one form post of the client address, or answers 429 with a page that says to wait.
+fn over_limit(state: &AppState, mode: Mode, req: &HttpRequest) -> Option<HttpResponse> {
+    let wait = crate::ratelimit::retry_after(state.limits.page_post(req).err()?);
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Checkout</title>\
+         <link rel=\"stylesheet\" href=\"/assets/checkout.css\"></head><body><main><section \
+         class=\"panel status\" role=\"alert\"><h1>Too many attempts</h1><p>Wait {wait} seconds, then reload \
+         the checkout page and try again. You were not charged.</p></section></main></body></html>"
+    );
+    let mut response = secured(html(StatusCode::TOO_MANY_REQUESTS, body), mode, state, None);
+    if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    Some(response)
+}
+
+/// A page acts only on checkouts of its own mode: a hosted token posted to `/embed/…` (or the
+/// reverse) is not found, and nothing is charged or cancelled.
+async fn own_mode(state: &AppState, mode: Mode, token: &str) -> Result<(), SessionError> {
+    let (sessions, lookup) = (state.sessions.clone(), token.to_owned());
+    match run(move || sessions.view(&lookup)).await? {
+        record if record.mode == mode => Ok(()),
+        _ => Err(SessionError::NotFound),
+    }
+}
+
 /// `POST /c/{token}/pay` and `POST /embed/{token}/pay`.
 pub async fn pay(
     state: web::Data<AppState>,
@@ -167,9 +193,15 @@ pub async fn pay(
     body: web::Bytes,
 ) -> HttpResponse {
     let (mode, token) = (mode.0, token.into_inner());
+    if let Some(refused) = over_limit(&state, mode, &req) {
+        return refused;
+    }
     let Some(form) = read_form(&state, &req, &token, &body) else {
         return forbidden(&state, mode);
     };
+    if let Err(error) = own_mode(&state, mode, &token).await {
+        return failure(&state, mode, error);
+    }
     let sessions = state.sessions.clone();
     let lookup = token.clone();
     let paid = run(move || sessions.pay(&lookup, &form.number, &form.expiry, &form.cvc)).await;
@@ -201,8 +233,14 @@ pub async fn cancel(
     body: web::Bytes,
 ) -> HttpResponse {
     let (mode, token) = (mode.0, token.into_inner());
+    if let Some(refused) = over_limit(&state, mode, &req) {
+        return refused;
+    }
     if read_form(&state, &req, &token, &body).is_none() {
         return forbidden(&state, mode);
+    }
+    if let Err(error) = own_mode(&state, mode, &token).await {
+        return failure(&state, mode, error);
     }
     let sessions = state.sessions.clone();
     let lookup = token.clone();

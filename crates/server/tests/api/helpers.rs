@@ -286,12 +286,6 @@ impl TestApp {
         TestMerchant { id: merchant.id, key: secret.secret().expose().to_owned(), key_id: summary.id }
     }
 
-    /// Another secret key for `merchant`.
-    pub fn new_key(&self, merchant: &TestMerchant, livemode: Livemode) -> String {
-        let store = MerchantRepository::new(self.db.clone());
-        create_key(&store, merchant.id, livemode).expect("key").1.secret().expose().to_owned()
-    }
-
     pub fn suspend(&self, merchant: &TestMerchant) {
         MerchantRepository::new(self.db.clone())
             .set_merchant_status(merchant.id, MerchantStatus::Suspended)
@@ -302,6 +296,13 @@ impl TestApp {
         MerchantRepository::new(self.db.clone())
             .set_merchant_status(merchant.id, MerchantStatus::Active)
             .expect("activate");
+    }
+
+    /// `merchant` with another secret key of its own, in `livemode`.
+    pub fn new_key(&self, merchant: &TestMerchant, livemode: Livemode) -> TestMerchant {
+        let store = MerchantRepository::new(self.db.clone());
+        let (summary, secret) = create_key(&store, merchant.id, livemode).expect("key");
+        TestMerchant { id: merchant.id, key: secret.secret().expose().to_owned(), key_id: summary.id }
     }
 
     /// Runs the server's background jobs once, as its sweeper would.
@@ -366,6 +367,28 @@ impl TestApp {
             request = request.set("Authorization", &format!("Bearer {key}"));
         }
         into_response(request.send_string(body))
+    }
+
+    /// Any request, with a bearer `key` and a JSON `body` when given, and extra `headers`.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self.agent.request(method, &format!("{}{path}", self.address));
+        if let Some(key) = key {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        into_response(match body {
+            Some(body) => request.set("Content-Type", "application/json").send_string(body),
+            None => request.call(),
+        })
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {

@@ -101,7 +101,7 @@ fn request_ids_are_kept_or_made_and_always_returned() {
 }
 
 #[test]
-fn a_key_over_its_rate_gets_429_with_retry_after() {
+fn a_merchant_over_its_rate_gets_429_with_retry_after() {
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         &[("CHECKOUT_RATE_LIMIT_PER_SECOND", "1"), ("CHECKOUT_RATE_LIMIT_BURST", "2")],
@@ -114,8 +114,8 @@ fn a_key_over_its_rate_gets_429_with_retry_after() {
     assert_eq!(limited.status, 429);
     assert_eq!(limited.json()["error"], "rate_limited");
     assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
-    assert_eq!(app.post_checkout(&calm.key, &app.checkout_body(&calm)).status, 200, "keys have their own buckets");
-    assert!(app.request("GET", "/metrics", &[]).text.contains("checkout_rate_limited_total 2"));
+    assert_eq!(app.post_checkout(&calm.key, &app.checkout_body(&calm)).status, 200, "merchants have their own buckets");
+    assert!(app.request("GET", "/metrics", &[]).text.contains("checkout_rate_limited_total{limit=\"merchant\"} 2"));
 }
 
 /// A line of the banner after `prefix`, trimmed.
