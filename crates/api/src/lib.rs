@@ -13,6 +13,7 @@ use domain::session::SessionService;
 mod auth;
 mod body;
 mod error;
+pub mod json;
 pub mod metrics;
 pub mod observe;
 mod page;
@@ -21,7 +22,7 @@ mod routes;
 pub mod validation;
 
 pub use auth::{AuthenticatedMerchant, PresentedKey};
-pub use body::MAX_BODY_BYTES;
+pub use body::{parse_contract_json, MAX_BODY_BYTES};
 pub use error::ApiError;
 pub use routes::openapi::{DOCUMENT as OPENAPI_DOCUMENT, DOCUMENT_JSON as OPENAPI_JSON};
 pub use routes::webhook_endpoints::endpoint_json;

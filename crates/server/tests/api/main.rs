@@ -14,5 +14,6 @@ mod idempotency;
 mod operations;
 mod orders;
 mod pages;
+mod valibot;
 mod validation;
 mod webhooks;
