@@ -11,6 +11,7 @@ mod cli;
 mod concurrency;
 mod faults;
 mod idempotency;
+mod input_rules;
 mod operations;
 mod orders;
 mod pages;
