@@ -9,6 +9,7 @@ mod browser;
 mod checkout;
 mod cli;
 mod concurrency;
+mod contract;
 mod faults;
 mod idempotency;
 mod input_rules;
