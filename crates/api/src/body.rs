@@ -48,7 +48,8 @@ pub async fn read_contract_json(payload: web::Payload) -> Result<Option<Json>, A
     parse_contract_json(&bytes)
 }
 
-/// [`read_contract_json`] after the body is read.
+/// Parses the bytes of a checkout-contract body as `read_contract_json` does (UTF-8 as `fetch`
+/// decodes it, then `JSON.parse`); `None` for an empty body.
 pub fn parse_contract_json(bytes: &[u8]) -> Result<Option<Json>, ApiError> {
     let text = String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes));
     if text.bytes().all(|b| b.is_ascii_whitespace()) {
