@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let body: Option<serde_json::Value> = serde_json::from_slice(data).ok();
+    let body = api::parse_contract_json(data).ok().flatten();
     for production in [false, true] {
         if let Err(issues) = api::validation::checkout_request(body.as_ref(), production) {
             assert!(!issues.is_empty());

@@ -1,5 +1,7 @@
-// Renders /openapi.json as a readable page: every operation with its parameters, request body and
-// responses, and the shared schemas. No framework, nothing fetched from elsewhere.
+// Renders /openapi.json as a readable page: every operation with its description (Markdown), a
+// curl, its parameters, request body and responses with their examples, the webhook events, and
+// the shared schemas. No framework, nothing fetched from elsewhere, and no HTML taken from the
+// document: the small Markdown renderer below builds DOM nodes, so text is never markup.
 (function () {
   "use strict";
   var root = document.getElementById("docs");
@@ -9,48 +11,146 @@
     (children || []).forEach(function (c) { node.append(c); });
     return node;
   }
-  function resolve(spec, schema) {
-    if (schema && schema.$ref) {
-      return schema.$ref.replace(/^#\//, "").split("/").reduce(function (o, k) { return o && o[k]; }, spec);
+
+  // ---- Markdown: paragraphs, lists, fenced code, `code`, **strong**, *emphasis*, [links](url).
+  var INLINE = /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[[^\]]+\]\([^)\s]+\))/;
+  function inline(text) {
+    var nodes = [];
+    while (text.length) {
+      var match = INLINE.exec(text);
+      if (!match) { nodes.push(text); break; }
+      if (match.index > 0) nodes.push(text.slice(0, match.index));
+      var token = match[0];
+      if (match[1]) nodes.push(el("code", {}, [token.slice(1, -1)]));
+      else if (match[2]) nodes.push(el("strong", {}, inline(token.slice(2, -2))));
+      else if (match[3]) nodes.push(el("em", {}, inline(token.slice(1, -1))));
+      else {
+        var label = token.slice(1, token.indexOf("]("));
+        var href = token.slice(token.indexOf("](") + 2, -1);
+        // Only web and same-site links: a document cannot smuggle a javascript: URL in.
+        nodes.push(/^(https?:\/\/|\/|#)/.test(href) ? el("a", { href: href }, inline(label)) : label);
+      }
+      text = text.slice(match.index + token.length);
     }
-    return schema;
+    return nodes;
   }
+  function markdown(text) {
+    var blocks = [];
+    var lines = String(text || "").split("\n");
+    var paragraph = [];
+    var list = null;
+    function flush() {
+      if (paragraph.length) blocks.push(el("p", {}, inline(paragraph.join(" "))));
+      paragraph = [];
+      list = null;
+    }
+    for (var i = 0; i < lines.length; i++) {
+      var line = lines[i];
+      if (/^```/.test(line.trim())) {
+        flush();
+        var code = [];
+        for (i++; i < lines.length && !/^```/.test(lines[i].trim()); i++) code.push(lines[i]);
+        blocks.push(el("pre", {}, [el("code", {}, [code.join("\n")])]));
+      } else if (/^\s*[-*] /.test(line)) {
+        if (paragraph.length) flush();
+        if (!list) { list = el("ul"); blocks.push(list); }
+        list.append(el("li", {}, inline(line.replace(/^\s*[-*] /, ""))));
+      } else if (/^#{1,4} /.test(line)) {
+        flush();
+        blocks.push(el("h3", {}, inline(line.replace(/^#+ /, ""))));
+      } else if (!line.trim()) {
+        flush();
+      } else if (list && /^\s+/.test(line)) {
+        list.lastChild.append(" ", ...inline(line.trim()));
+      } else {
+        list = null;
+        paragraph.push(line.trim());
+      }
+    }
+    flush();
+    return el("div", { "class": "markdown" }, blocks);
+  }
+
+  function resolve(spec, node) {
+    if (node && node.$ref) {
+      return resolve(spec, node.$ref.replace(/^#\//, "").split("/").reduce(function (o, k) { return o && o[k]; }, spec));
+    }
+    return node;
+  }
+  function json(value) { return el("pre", {}, [el("code", {}, [JSON.stringify(value, null, 2)])]); }
   function schemaBlock(spec, schema) {
-    var shown = JSON.stringify(resolve(spec, schema), null, 2);
-    return el("details", {}, [el("summary", {}, ["Schema"]), el("pre", {}, [shown])]);
+    return el("details", {}, [el("summary", {}, ["Schema"]), json(resolve(spec, schema))]);
   }
+  function examplesOf(spec, media) {
+    var shown = [];
+    if (media.example !== undefined) shown.push(el("details", { open: "" }, [el("summary", {}, ["Example"]), json(media.example)]));
+    Object.keys(media.examples || {}).forEach(function (name) {
+      var example = resolve(spec, media.examples[name]);
+      shown.push(el("details", { open: "" }, [
+        el("summary", {}, ["Example: " + (example.summary || name)]), json(example.value)
+      ]));
+    });
+    return shown;
+  }
+  function content(spec, section, body) {
+    Object.keys(body.content || {}).forEach(function (type) {
+      var media = body.content[type];
+      section.append(el("p", {}, [el("code", {}, [type])]), schemaBlock(spec, media.schema));
+      examplesOf(spec, media).forEach(function (e) { section.append(e); });
+    });
+  }
+  function operation(spec, method, path, op) {
+    var section = el("section", { "class": "panel op", id: op.operationId || (method + path) }, [
+      el("h2", {}, [el("span", { "class": "method " + method }, [method.toUpperCase()]), " ", el("code", {}, [path])]),
+      markdown(op.description)
+    ]);
+    // The samples are written for a local server; shown for the one that serves this page.
+    var server = ((spec.servers || [])[0] || {}).url || "http://localhost:4805";
+    (op["x-codeSamples"] || []).forEach(function (sample) {
+      var source = sample.source.split("http://localhost:4805").join(server);
+      section.append(el("h3", {}, [sample.label || sample.lang]), el("pre", {}, [el("code", {}, [source])]));
+    });
+    (op.parameters || []).map(function (p) { return resolve(spec, p); }).forEach(function (p) {
+      section.append(el("div", { "class": "param" }, [
+        el("p", {}, [el("code", {}, [p.name]), " (" + p.in + (p.required ? ", required" : "") + ")"]),
+        markdown(p.description)
+      ]));
+    });
+    if (op.requestBody) {
+      section.append(el("h3", {}, ["Request body"]));
+      content(spec, section, resolve(spec, op.requestBody));
+    }
+    section.append(el("h3", {}, ["Responses"]));
+    Object.keys(op.responses || {}).forEach(function (code) {
+      var response = resolve(spec, op.responses[code]);
+      section.append(el("h4", {}, [code]), markdown(response.description));
+      content(spec, section, response);
+    });
+    return section;
+  }
+  function operations(spec, items, heading) {
+    if (!items || !Object.keys(items).length) return;
+    root.append(el("h2", { "class": "section" }, [heading]));
+    Object.keys(items).forEach(function (path) {
+      Object.keys(items[path]).forEach(function (method) {
+        root.append(operation(spec, method, path, items[path][method]));
+      });
+    });
+  }
+
   fetch("/openapi.json").then(function (r) { return r.json(); }).then(function (spec) {
     document.title = spec.info.title;
     root.append(el("h1", {}, [spec.info.title + " " + spec.info.version]));
-    root.append(el("p", {}, [spec.info.description || ""]));
+    root.append(markdown(spec.info.description));
     root.append(el("p", { "class": "hint" }, ["Servers: " + (spec.servers || []).map(function (s) { return s.url; }).join(", ")]));
-    Object.keys(spec.paths).forEach(function (path) {
-      Object.keys(spec.paths[path]).forEach(function (method) {
-        var op = spec.paths[path][method];
-        var section = el("section", { "class": "panel op", id: op.operationId || (method + path) }, [
-          el("h2", {}, [el("span", { "class": "method " + method }, [method.toUpperCase()]), " ", el("code", {}, [path])]),
-          el("p", {}, [op.description || ""])
-        ]);
-        (op.parameters || []).map(function (p) { return resolve(spec, p); }).forEach(function (p) {
-          section.append(el("p", {}, [el("code", {}, [p.name]), " (" + p.in + (p.required ? ", required" : "") + ")"]));
-        });
-        if (op.requestBody) {
-          var body = resolve(spec, op.requestBody);
-          section.append(el("h3", {}, ["Request body"]));
-          Object.keys(body.content || {}).forEach(function (type) {
-            section.append(el("p", {}, [el("code", {}, [type])]), schemaBlock(spec, body.content[type].schema));
-          });
-        }
-        section.append(el("h3", {}, ["Responses"]));
-        Object.keys(op.responses).forEach(function (code) {
-          var response = resolve(spec, op.responses[code]);
-          section.append(el("h4", {}, [code + " ", el("span", { "class": "muted" }, [response.description || ""])]));
-          Object.keys(response.content || {}).forEach(function (type) {
-            section.append(schemaBlock(spec, response.content[type].schema));
-          });
-        });
-        root.append(section);
-      });
+    operations(spec, spec.paths, "Endpoints");
+    operations(spec, spec.webhooks, "Webhook events (sent to your endpoint)");
+    var schemas = (spec.components || {}).schemas || {};
+    root.append(el("h2", { "class": "section" }, ["Schemas"]));
+    Object.keys(schemas).forEach(function (name) {
+      root.append(el("section", { "class": "panel", id: "schema-" + name }, [
+        el("h3", {}, [name]), markdown(schemas[name].description), json(schemas[name])
+      ]));
     });
   }).catch(function (error) {
     root.append(el("p", { "class": "alert", role: "alert" }, ["Could not load the API document: " + error]));

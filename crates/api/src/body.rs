@@ -6,14 +6,14 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::json::{self, Json};
 use crate::validation::Issue;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Reads the whole body (at most [`MAX_BODY_BYTES`]) and parses it as JSON. An empty body is
-/// `None`, which validation reports as a missing object.
-pub async fn read_json(mut payload: web::Payload) -> Result<Option<Value>, ApiError> {
+/// Reads the whole body, at most [`MAX_BODY_BYTES`].
+async fn read_bytes(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
     let mut bytes = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
@@ -25,10 +25,35 @@ pub async fn read_json(mut payload: web::Payload) -> Result<Option<Value>, ApiEr
         }
         bytes.extend_from_slice(&chunk);
     }
+    Ok(bytes)
+}
+
+/// Reads the body and parses it as JSON. An empty body is `None`, which validation reports as a
+/// missing object.
+pub async fn read_json(payload: web::Payload) -> Result<Option<Value>, ApiError> {
+    let bytes = read_bytes(payload).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| ApiError::Validation(vec![Issue::malformed_json(&e.to_string())]))
+}
+
+/// Reads a body of the checkout contract as the original service did: decoded as UTF-8 the way
+/// `fetch`'s `Request.json()` decodes it (a leading byte-order mark dropped, invalid bytes read as
+/// U+FFFD), then parsed as `JSON.parse` parses it. An empty body is `None`.
+pub async fn read_contract_json(payload: web::Payload) -> Result<Option<Json>, ApiError> {
+    let bytes = read_bytes(payload).await?;
+    parse_contract_json(&bytes)
+}
+
+/// Parses the bytes of a checkout-contract body as `read_contract_json` does (UTF-8 as `fetch`
+/// decodes it, then `JSON.parse`); `None` for an empty body.
+pub fn parse_contract_json(bytes: &[u8]) -> Result<Option<Json>, ApiError> {
+    let text = String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes));
+    if text.bytes().all(|b| b.is_ascii_whitespace()) {
+        return Ok(None);
+    }
+    json::parse(&text).map(Some).map_err(|e| ApiError::Validation(vec![Issue::malformed_json(&e.to_string())]))
 }

@@ -5,8 +5,9 @@ use actix_web::{HttpResponse, ResponseError};
 use domain::checkout::CheckoutError;
 use domain::merchant::AuthError;
 use domain::ports::StoreError;
-use serde_json::{json, Value};
+use serde::Serialize;
 
+use crate::json::Json;
 use crate::observe::ErrorCause;
 use crate::validation::Issue;
 
@@ -83,14 +84,24 @@ impl ApiError {
         }
     }
 
-    /// The JSON body.
-    pub fn body(&self) -> Value {
-        let mut body = json!({ "error": self.code(), "message": self.to_string() });
-        if let ApiError::Validation(issues) = self {
-            body["issues"] = json!(issues);
-        }
-        body
+    /// The JSON body. Issues are written as JavaScript would write them (they may echo a lone
+    /// surrogate of the request), so the body is serialised directly, never through a `Value`.
+    pub fn body(&self) -> ErrorBody<'_> {
+        let issues = match self {
+            ApiError::Validation(issues) => Some(issues.as_slice()),
+            _ => None,
+        };
+        ErrorBody { error: self.code(), message: self.to_string(), issues }
     }
+}
+
+/// What an error answers: `{error, message}`, and `issues` for a validation error.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    error: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issues: Option<&'a [Issue]>,
 }
 
 impl ResponseError for ApiError {
@@ -151,10 +162,12 @@ impl From<StoreError> for ApiError {
 
 impl ApiError {
     /// Maps a checkout failure; a refused claim becomes an issue at `checkoutClaim` of `body`.
-    pub fn from_checkout(error: CheckoutError, body: &Value) -> Self {
+    pub fn from_checkout(error: CheckoutError, body: impl Into<Json>) -> Self {
         match error {
             CheckoutError::Auth(auth) => ApiError::Auth(auth),
-            CheckoutError::InvalidClaim(claim) => ApiError::Validation(vec![Issue::invalid_claim(body, &claim)]),
+            CheckoutError::InvalidClaim(claim) => {
+                ApiError::Validation(vec![Issue::invalid_claim(&body.into(), &claim)])
+            }
             CheckoutError::KeyReused => ApiError::IdempotencyKeyReused,
             CheckoutError::KeyInProgress => ApiError::IdempotencyInProgress,
             CheckoutError::Store(e) => e.into(),

@@ -13,6 +13,7 @@ use domain::session::SessionService;
 mod auth;
 mod body;
 mod error;
+pub mod json;
 pub mod metrics;
 pub mod observe;
 mod page;
@@ -21,9 +22,12 @@ mod routes;
 pub mod validation;
 
 pub use auth::{AuthenticatedMerchant, PresentedKey};
-pub use body::MAX_BODY_BYTES;
+pub use body::{parse_contract_json, MAX_BODY_BYTES};
 pub use error::ApiError;
-pub use routes::openapi::{DOCUMENT as OPENAPI_DOCUMENT, DOCUMENT_JSON as OPENAPI_JSON};
+pub use routes::openapi::{
+    served_json as served_openapi_json, served_yaml as served_openapi_yaml, DOCUMENT as OPENAPI_DOCUMENT,
+    DOCUMENT_JSON as OPENAPI_JSON,
+};
 pub use routes::webhook_endpoints::endpoint_json;
 
 /// What handlers share.

@@ -25,11 +25,36 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// The origin (`scheme://host[:port]`) of an absolute URL.
+/// Whether a character changes how the text around it reads without showing itself: controls
+/// (C0, DEL, C1), bidirectional marks, embeddings, overrides and isolates, line and paragraph
+/// separators, and invisible format characters. Zero-width (non-)joiners stay: emoji and several
+/// scripts need them.
+fn disguising(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}'
+        | '\u{17b4}' | '\u{17b5}' | '\u{180b}'..='\u{180f}' | '\u{200b}' | '\u{200e}' | '\u{200f}'
+        | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}'
+        | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
+}
+
+/// Text from a claim or a merchant, escaped, with every disguising character shown as `[U+202E]`,
+/// so a name cannot hide or reorder what is around it.
+pub fn visible(text: &str) -> String {
+    let shown: String =
+        text.chars().map(|c| if disguising(c) { format!("[U+{:04X}]", c as u32) } else { c.to_string() }).collect();
+    escape(&shown)
+}
+
+/// A name in running text: [`visible`], and isolated (`<bdi>`), so that right-to-left text in it
+/// cannot reorder the words around it.
+pub fn name(text: &str) -> String {
+    format!("<bdi>{}</bdi>", visible(text))
+}
+
+/// The origin (`scheme://host[:port]`) of an http(s) URL with a valid host, rebuilt from the
+/// parsed URL, so that nothing else of the text can reach a header or a `postMessage` target.
 pub fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split(['/', '?', '#']).next().filter(|h| !h.is_empty())?;
-    Some(format!("{}://{}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
+    domain::checkout::origin_of(url)
 }
 
 /// What to show above or instead of the form.
@@ -71,7 +96,7 @@ fn summary(record: &CheckoutRecord) -> String {
         .map(|item| {
             format!(
                 "<tr><td>{name}<div class=\"qty\">{qty} × {unit}</div></td><td class=\"amount\">{amount}</td></tr>",
-                name = escape(&item.name),
+                name = name(&item.name),
                 qty = item.quantity,
                 unit = escape(&currency.format(item.unit_amount)),
                 amount = escape(&currency.format(item.amount)),
@@ -90,7 +115,7 @@ fn summary(record: &CheckoutRecord) -> String {
          <tbody>{rows}</tbody>\
          <tfoot><tr><td>Total</td><td class=\"amount\">{total}</td></tr></tfoot></table>\
          </section>",
-        merchant = escape(&record.merchant_name),
+        merchant = name(&record.merchant_name),
     )
 }
 
@@ -151,7 +176,7 @@ fn payment_form(record: &CheckoutRecord, render: &Render<'_>) -> String {
             card_error
         ),
         total = escape(&record.currency.format(record.amount_total)),
-        merchant = escape(&record.merchant_name),
+        merchant = name(&record.merchant_name),
         expires_at = format_time(record.state.expires_at),
     )
 }
@@ -197,11 +222,7 @@ fn ended(record: &CheckoutRecord, refused: Refused) -> String {
     };
     let link = link
         .map(|url| {
-            format!(
-                "<p><a href=\"{}\" target=\"_top\">Return to {}</a></p>",
-                escape(&url),
-                escape(&record.merchant_name)
-            )
+            format!("<p><a href=\"{}\" target=\"_top\">Return to {}</a></p>", escape(&url), name(&record.merchant_name))
         })
         .unwrap_or_default();
     format!(
@@ -241,7 +262,7 @@ pub fn render(record: &CheckoutRecord, render: &Render<'_>) -> String {
          <title>Checkout · {merchant}</title><link rel=\"stylesheet\" href=\"/assets/checkout.css\">\
          <script src=\"/assets/checkout.js\" defer></script></head>\
          <body class=\"{body_class}\"><main>{summary}{body}</main>{outcome}</body></html>",
-        merchant = escape(&record.merchant_name),
+        merchant = visible(&record.merchant_name),
         summary = summary(record),
     )
 }
@@ -269,8 +290,19 @@ mod tests {
     }
 
     #[test]
+    fn names_cannot_disguise_the_text_around_them() {
+        assert_eq!(name("Tee"), "<bdi>Tee</bdi>");
+        assert_eq!(name("abc\u{202e}gpj.exe"), "<bdi>abc[U+202E]gpj.exe</bdi>");
+        assert_eq!(visible("a\u{200b}b\u{2066}c\u{0}d\u{85}<"), "a[U+200B]b[U+2066]c[U+0000]d[U+0085]&lt;");
+        assert_eq!(visible("شاي 👨\u{200d}👩 é"), "شاي 👨\u{200d}👩 é");
+    }
+
+    #[test]
     fn origins_are_scheme_and_host() {
         assert_eq!(origin("https://Shop.example:8443/ok?x=1").as_deref(), Some("https://shop.example:8443"));
+        assert_eq!(origin("https://shop.example:443/").as_deref(), Some("https://shop.example"));
         assert_eq!(origin("nonsense"), None);
+        assert_eq!(origin("https://x.example;script-src-elem"), None);
+        assert_eq!(origin("https://x.example frame-ancestors *"), None);
     }
 }

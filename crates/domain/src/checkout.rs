@@ -19,46 +19,93 @@ use crate::secret::{base62, ApiKeySecret, Secret, SecretHash};
 use crate::session::OrderView;
 use crate::webhook::{EventType, NewEvent};
 
-/// An absolute `http(s)` URL the consumer is sent back to.
+/// The longest return or webhook endpoint URL accepted, in UTF-16 code units (as JavaScript and
+/// Valibot count a string's length).
+pub const MAX_URL_LENGTH: usize = 2048;
+
+/// An absolute `http(s)` URL with a real host: where the consumer is sent back to (or where a
+/// webhook goes). Parsed as WHATWG URLs are (JavaScript's `new URL`) and kept in that parser's
+/// serialisation: ASCII, percent-encoded, so it is safe in a header and in either database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReturnUrl(String);
+pub struct ReturnUrl {
+    url: String,
+    origin: String,
+}
 
 /// Why a return URL is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReturnUrlError {
-    /// Not an absolute `http` or `https` URL with a host.
+    /// Not a URL at all (`new URL` would throw).
+    #[error("is not a URL")]
+    NotUrl,
+    /// A URL, but not `http` or `https`.
     #[error("must be an absolute http or https URL")]
     NotHttp,
     /// `http` where production requires `https`.
     #[error("must use https")]
     HttpsRequired,
+    /// A host that is neither a DNS name (letters, digits and hyphens, in dot-separated labels)
+    /// nor an IP address, such as `x.example;script-src`.
+    #[error("must name a valid host")]
+    InvalidHost,
+    /// Longer than [`MAX_URL_LENGTH`].
+    #[error("must be at most 2048 characters")]
+    TooLong,
 }
 
 impl ReturnUrl {
-    /// Accepts absolute `http(s)` URLs with a host; `https` only when `require_https`.
-    pub fn parse(url: &str, require_https: bool) -> Result<Self, ReturnUrlError> {
-        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-        let rest = if lower.starts_with("https://") {
-            &url[8..]
-        } else if lower.starts_with("http://") {
-            if require_https {
-                return Err(ReturnUrlError::HttpsRequired);
-            }
-            &url[7..]
-        } else {
-            return Err(ReturnUrlError::NotHttp);
-        };
-        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(ReturnUrlError::NotHttp);
+    /// Accepts absolute `http(s)` URLs with a valid host, at most [`MAX_URL_LENGTH`] long;
+    /// `https` only when `require_https`. The checks run in that order.
+    pub fn parse(text: &str, require_https: bool) -> Result<Self, ReturnUrlError> {
+        let url = url::Url::parse(text).map_err(|_| ReturnUrlError::NotUrl)?;
+        match url.scheme() {
+            "https" => {}
+            "http" if require_https => return Err(ReturnUrlError::HttpsRequired),
+            "http" => {}
+            _ => return Err(ReturnUrlError::NotHttp),
         }
-        Ok(Self(url.to_owned()))
+        let origin = web_origin(&url).ok_or(ReturnUrlError::InvalidHost)?;
+        if text.encode_utf16().count() > MAX_URL_LENGTH {
+            return Err(ReturnUrlError::TooLong);
+        }
+        Ok(Self { url: url.into(), origin })
     }
 
-    /// The URL as given.
+    /// The URL, as the WHATWG parser serialises it.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.url
     }
+
+    /// `scheme://host[:port]`, built from the parsed parts (the port only when not the default).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+}
+
+/// The origin of a stored URL, for a header or a `postMessage` target: `None` unless the URL is
+/// `http(s)` with a valid host. Stored URLs are parsed again rather than trusted.
+pub fn origin_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https")).and_then(|u| web_origin(&u))
+}
+
+fn web_origin(url: &url::Url) -> Option<String> {
+    let host = match url.host()? {
+        url::Host::Domain(domain) => dns_name(domain).then(|| domain.to_owned())?,
+        url::Host::Ipv4(address) => address.to_string(),
+        url::Host::Ipv6(address) => format!("[{address}]"),
+    };
+    let port = url.port().map(|port| format!(":{port}")).unwrap_or_default();
+    Some(format!("{}://{host}{port}", url.scheme()))
+}
+
+/// Whether a (WHATWG-normalised, so lower-case ASCII) domain is a DNS name: labels of letters,
+/// digits and hyphens, 1 to 63 long, 253 in all. Anything else could smuggle syntax into a
+/// Content-Security-Policy or other header.
+fn dns_name(domain: &str) -> bool {
+    domain.len() <= 253
+        && domain.split('.').all(|label| {
+            (1..=63).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// A `POST /checkout` body, parsed into domain values.
@@ -591,8 +638,36 @@ mod tests {
     fn return_urls_are_absolute_http_with_a_host() {
         assert!(ReturnUrl::parse("http://shop.example/x", false).is_ok());
         assert_eq!(ReturnUrl::parse("http://shop.example/x", true), Err(ReturnUrlError::HttpsRequired));
-        assert_eq!(ReturnUrl::parse("https:///nohost", false), Err(ReturnUrlError::NotHttp));
+        assert_eq!(
+            ReturnUrl::parse("https:///nohost", false).map(|u| u.origin().to_owned()),
+            Ok("https://nohost".into())
+        );
         assert_eq!(ReturnUrl::parse("javascript:alert(1)", false), Err(ReturnUrlError::NotHttp));
-        assert_eq!(ReturnUrl::parse("https://a b.example", false), Err(ReturnUrlError::NotHttp));
+        assert_eq!(ReturnUrl::parse("https://a b.example", false), Err(ReturnUrlError::NotUrl));
+        assert_eq!(ReturnUrl::parse("abc", false), Err(ReturnUrlError::NotUrl));
+    }
+
+    #[test]
+    fn only_real_hosts_make_an_origin() {
+        let origin = |text: &str| ReturnUrl::parse(text, false).map(|u| u.origin().to_owned());
+        assert_eq!(origin("https://x.example;script-src-elem"), Err(ReturnUrlError::InvalidHost));
+        assert_eq!(origin("https://x_y.example/"), Err(ReturnUrlError::InvalidHost));
+        assert_eq!(origin("https://Shop.EXAMPLE:443/ok"), Ok("https://shop.example".into()));
+        assert_eq!(origin("http://shop.example:8080/ok"), Ok("http://shop.example:8080".into()));
+        assert_eq!(origin("https://bücher.example/"), Ok("https://xn--bcher-kva.example".into()));
+        assert_eq!(origin("http://127.0.0.1:4000/"), Ok("http://127.0.0.1:4000".into()));
+        assert_eq!(origin("http://[::1]/"), Ok("http://[::1]".into()));
+        assert_eq!(origin_of("https://x.example;frame-ancestors *"), None);
+        assert_eq!(origin_of("ftp://files.example/"), None);
+    }
+
+    #[test]
+    fn return_urls_are_kept_as_the_parser_writes_them() {
+        let url = ReturnUrl::parse("HTTPS://Shop.example/ok/{ORDER_ID}?q=ä\0x", false).map(|u| u.as_str().to_owned());
+        assert_eq!(url, Ok("https://shop.example/ok/%7BORDER_ID%7D?q=%C3%A4%00x".into()));
+        let long = format!("https://shop.example/{}", "a".repeat(MAX_URL_LENGTH));
+        assert_eq!(ReturnUrl::parse(&long, false), Err(ReturnUrlError::TooLong));
+        let longest = format!("https://shop.example/{}", "😀".repeat((MAX_URL_LENGTH - 21) / 2));
+        assert!(ReturnUrl::parse(&longest, false).is_ok());
     }
 }

@@ -23,6 +23,8 @@ pub const AUDIENCE: &str = "checkout";
 pub const LEEWAY_SECONDS: i64 = 30;
 /// Most items one claim may carry.
 pub const MAX_ITEMS: usize = 100;
+/// The longest lifetime (`exp` − `iat`) a claim may have unless configured otherwise: an hour.
+pub const DEFAULT_MAX_LIFETIME_SECONDS: i64 = 3600;
 const MAX_TEXT: usize = 255;
 const MAX_NAME: usize = 500;
 
@@ -62,6 +64,17 @@ pub enum ClaimError {
     /// `items` or `currency` are not sane.
     #[error("The checkout claim's items are invalid: {0}")]
     InvalidItems(String),
+    /// A string of the claim holds a C0 control character (U+0000–U+001F); names the field.
+    #[error("The checkout claim's {0:?} holds a control character (U+0000 to U+001F)")]
+    ControlCharacter(String),
+    /// `exp` − `iat` is longer than the service accepts.
+    #[error("The checkout claim is valid for {lifetime} seconds; at most {max} seconds are accepted")]
+    LifetimeTooLong {
+        /// `exp` − `iat`, in seconds.
+        lifetime: i64,
+        /// The configured maximum, in seconds.
+        max: i64,
+    },
 }
 
 impl ClaimError {
@@ -79,6 +92,8 @@ impl ClaimError {
             ClaimError::NotYetValid(_) => "claim_not_yet_valid",
             ClaimError::WrongMerchant => "claim_wrong_merchant",
             ClaimError::InvalidItems(_) => "claim_invalid_items",
+            ClaimError::ControlCharacter(_) => "claim_control_character",
+            ClaimError::LifetimeTooLong { .. } => "claim_lifetime_too_long",
         }
     }
 }
@@ -208,10 +223,18 @@ pub struct VerifiedClaim {
     pub distribution_id: Option<String>,
 }
 
-/// The verifying keys trusted at once (several during a rotation), by `kid`.
-#[derive(Debug, Clone, Default)]
+/// The verifying keys trusted at once (several during a rotation), by `kid`, and the longest
+/// lifetime a claim may have.
+#[derive(Debug, Clone)]
 pub struct ClaimKeys {
     keys: BTreeMap<String, VerifyingKey>,
+    max_lifetime_seconds: i64,
+}
+
+impl Default for ClaimKeys {
+    fn default() -> Self {
+        Self { keys: BTreeMap::new(), max_lifetime_seconds: DEFAULT_MAX_LIFETIME_SECONDS }
+    }
 }
 
 /// A `CHECKOUT_CLAIM_KEYS` entry that cannot be used.
@@ -241,6 +264,11 @@ impl ClaimKeys {
             }
         }
         Ok(keys)
+    }
+
+    /// Refuses claims whose `exp` − `iat` is longer than `seconds`.
+    pub fn with_max_lifetime(self, seconds: i64) -> Self {
+        Self { max_lifetime_seconds: seconds, ..self }
     }
 
     /// Trusts one more key.
@@ -285,7 +313,7 @@ impl ClaimKeys {
         key.verify_strict(signed.as_bytes(), &signature).map_err(|_| ClaimError::BadSignature)?;
         let payload: ClaimPayload = serde_json::from_slice(&decode_part(payload_b64, "payload")?)
             .map_err(|e| ClaimError::InvalidPayload(e.to_string()))?;
-        check(payload, merchant, now)
+        check(payload, merchant, now, self.max_lifetime_seconds)
     }
 }
 
@@ -319,7 +347,38 @@ fn check_text(value: &str, field: &str, max: usize) -> Result<(), ClaimError> {
     Ok(())
 }
 
-fn check(payload: ClaimPayload, merchant: MerchantId, now: DateTime<Utc>) -> Result<VerifiedClaim, ClaimError> {
+/// Every string of a claim is stored or shown, and none may hold a C0 control character: NUL
+/// cannot be stored in PostgreSQL text, and the others have no place in a name or an id.
+fn check_characters(payload: &ClaimPayload) -> Result<(), ClaimError> {
+    let mut fields: Vec<(String, &str)> = vec![
+        ("iss".into(), &payload.iss),
+        ("sub".into(), &payload.sub),
+        ("jti".into(), &payload.jti),
+        ("mid".into(), &payload.mid),
+        ("currency".into(), &payload.currency),
+    ];
+    fields.extend(payload.experience_id.as_deref().map(|v| ("experienceId".to_owned(), v)));
+    fields.extend(payload.distribution_id.as_deref().map(|v| ("distributionId".to_owned(), v)));
+    if let Audience::One(aud) = &payload.aud {
+        fields.push(("aud".into(), aud));
+    }
+    for (i, item) in payload.items.iter().enumerate() {
+        fields.push((format!("items[{i}].sku"), &item.sku));
+        fields.push((format!("items[{i}].name"), &item.name));
+    }
+    match fields.into_iter().find(|(_, value)| value.chars().any(|c| c < ' ')) {
+        Some((field, _)) => Err(ClaimError::ControlCharacter(field)),
+        None => Ok(()),
+    }
+}
+
+fn check(
+    payload: ClaimPayload,
+    merchant: MerchantId,
+    now: DateTime<Utc>,
+    max_lifetime: i64,
+) -> Result<VerifiedClaim, ClaimError> {
+    check_characters(&payload)?;
     if !payload.aud.includes(AUDIENCE) {
         return Err(ClaimError::WrongAudience);
     }
@@ -339,11 +398,15 @@ fn check(payload: ClaimPayload, merchant: MerchantId, now: DateTime<Utc>) -> Res
     if expires_at <= issued_at {
         return Err(ClaimError::InvalidPayload("\"exp\" is not after \"iat\"".into()));
     }
+    let lifetime = payload.exp.saturating_sub(payload.iat);
+    if lifetime > max_lifetime {
+        return Err(ClaimError::LifetimeTooLong { lifetime, max: max_lifetime });
+    }
     let merchant_id: MerchantId = payload.mid.parse().map_err(|_| ClaimError::WrongMerchant)?;
     if merchant_id != merchant {
         return Err(ClaimError::WrongMerchant);
     }
-    let currency = Currency::parse(&payload.currency)
+    let currency = Currency::iso4217(&payload.currency)
         .ok_or_else(|| ClaimError::InvalidItems(format!("{:?} is not an ISO 4217 currency code", payload.currency)))?;
     let items = line_items(payload.items)?;
     let amount_total = money::total(items.iter().map(|i| i.amount))
@@ -572,9 +635,57 @@ mod tests {
         p.items[0].unit_amount = i64::MAX;
         assert_eq!(verify(&p), Err("claim_invalid_items"));
 
+        for currency in ["dollars", "xyz", "xau"] {
+            let mut p = payload(merchant, now);
+            p.currency = currency.into();
+            assert_eq!(verify(&p), Err("claim_invalid_items"), "{currency}");
+        }
+    }
+
+    #[test]
+    fn a_claim_lives_at_most_the_configured_lifetime() {
+        let (signer, keys, merchant, now) = setup();
         let mut p = payload(merchant, now);
-        p.currency = "dollars".into();
-        assert_eq!(verify(&p), Err("claim_invalid_items"));
+        p.exp = p.iat + DEFAULT_MAX_LIFETIME_SECONDS;
+        assert!(keys.verify(&signer.sign(&p), merchant, now).is_ok());
+        p.exp = p.iat + DEFAULT_MAX_LIFETIME_SECONDS + 1;
+        assert_eq!(
+            keys.verify(&signer.sign(&p), merchant, now).map_err(|e| e.reason()),
+            Err("claim_lifetime_too_long")
+        );
+        p.exp = 253_402_300_799; // the last second of 9999
+        assert!(matches!(keys.verify(&signer.sign(&p), merchant, now), Err(ClaimError::LifetimeTooLong { .. })));
+        let shorter = keys.with_max_lifetime(60);
+        let p = payload(merchant, now);
+        assert_eq!(
+            shorter.verify(&signer.sign(&p), merchant, now),
+            Err(ClaimError::LifetimeTooLong { lifetime: 900, max: 60 })
+        );
+    }
+
+    #[test]
+    fn control_characters_in_any_claim_string_are_refused() {
+        let (signer, keys, merchant, now) = setup();
+        let verify = |p: &ClaimPayload| keys.verify(&signer.sign(p), merchant, now);
+        type Change = fn(&mut ClaimPayload);
+        let changes: [(&str, Change); 8] = [
+            ("iss", |p| p.iss.push('\0')),
+            ("sub", |p| p.sub = "cus\u{1}".into()),
+            ("jti", |p| p.jti.push('\n')),
+            ("experienceId", |p| p.experience_id = Some("exp\0".into())),
+            ("distributionId", |p| p.distribution_id = Some("\u{1f}".into())),
+            ("items[0].sku", |p| p.items[0].sku.push('\t')),
+            ("items[0].name", |p| p.items[0].name = "Tee\0".into()),
+            ("currency", |p| p.currency = "us\0".into()),
+        ];
+        for (field, change) in changes {
+            let mut p = payload(merchant, now);
+            change(&mut p);
+            assert_eq!(verify(&p), Err(ClaimError::ControlCharacter(field.into())), "{field}");
+        }
+        let mut p = payload(merchant, now);
+        p.items[0].name = "Tee \u{202e}\u{7f}\u{85} 😀".into();
+        assert!(verify(&p).is_ok(), "only C0 controls are refused");
     }
 
     #[test]

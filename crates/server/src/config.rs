@@ -25,7 +25,8 @@ pub struct Config {
     pub bind: String,
     /// `CHECKOUT_PUBLIC_URL`
     pub public_url: String,
-    /// `CHECKOUT_CLAIM_KEYS`
+    /// `CHECKOUT_CLAIM_KEYS`, refusing claims that live longer than
+    /// `CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS` (default 3600)
     pub claim_keys: ClaimKeys,
     /// `CHECKOUT_SESSION_TTL_SECONDS`
     pub session_ttl: Duration,
@@ -156,6 +157,16 @@ impl Config {
                 ClaimKeys::default()
             },
         );
+        let claim_max_lifetime: u32 = number(
+            &get,
+            "CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS",
+            domain::claim::DEFAULT_MAX_LIFETIME_SECONDS as u32,
+            &mut problems,
+        );
+        if claim_max_lifetime == 0 {
+            problems.push("CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS must be at least 1".into());
+        }
+        let claim_keys = claim_keys.with_max_lifetime(i64::from(claim_max_lifetime));
         let session_ttl: u64 = number(&get, "CHECKOUT_SESSION_TTL_SECONDS", 1800, &mut problems);
         if session_ttl == 0 {
             problems.push("CHECKOUT_SESSION_TTL_SECONDS must be at least 1".into());

@@ -3,11 +3,11 @@
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpResponse, ResponseError};
 use domain::checkout::{authenticate, Answer, CheckoutError, Outcome};
-use serde_json::Value;
 
 use crate::auth::PresentedKey;
-use crate::body::read_json;
+use crate::body::read_contract_json;
 use crate::error::ApiError;
+use crate::json::Json;
 use crate::metrics::Metrics;
 use crate::observe::MerchantTag;
 use crate::validation::checkout_request;
@@ -23,22 +23,22 @@ pub async fn post(
     key: PresentedKey,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(payload).await;
+    let body = read_contract_json(payload).await;
     let metrics = state.metrics.clone();
     let answer = web::block(move || {
         let parsed = body.and_then(|body| {
             let request = checkout_request(body.as_ref(), state.require_https).map_err(ApiError::Validation)?;
-            Ok((request, body.unwrap_or(Value::Null)))
+            Ok((request, body.unwrap_or_default()))
         });
         match parsed {
             Ok((request, body)) => state.checkout.create(&key.0, request).map_err(|error| {
                 count_refusal(&state.metrics, &error);
-                ApiError::from_checkout(error, &body)
+                ApiError::from_checkout(error, body)
             }),
             // A refused body still has its key judged first: 401 or 403 before any 400 or 413.
             Err(refusal) => {
                 let caller = authenticate(state.merchants.as_ref(), &key.0)
-                    .map_err(|e| ApiError::from_checkout(e, &Value::Null))?;
+                    .map_err(|e| ApiError::from_checkout(e, Json::Null))?;
                 state.limits.admit_merchant(&caller)?;
                 Err(refusal)
             }

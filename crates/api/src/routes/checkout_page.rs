@@ -26,20 +26,28 @@ fn path_of(mode: Mode, token: &str) -> String {
 }
 
 /// Headers every checkout page carries. The token is in the URL, so nothing may leak it onward;
-/// only the embedded page may be framed.
+/// only the embedded page may be framed, and only by the merchant's own site (the origin of its
+/// `successUrl`). Every origin in a header is rebuilt from a parsed URL, never copied from input.
 fn secured(mut response: HttpResponse, mode: Mode, state: &AppState, record: Option<&CheckoutRecord>) -> HttpResponse {
-    let merchant_origins: Vec<String> = record
-        .map(|r| [&r.success_url, &r.cancel_url].into_iter().filter_map(|u| page::origin(u)).collect())
-        .unwrap_or_default();
-    let frame_ancestors = match (mode, state.require_https) {
-        (Mode::Hosted, _) => "'none'",
-        (Mode::Embedded, true) => "https:",
-        (Mode::Embedded, false) => "*",
+    let success_origin = record.and_then(|r| page::origin(&r.success_url));
+    let mut form_action = vec!["'self'".to_owned()];
+    for origin in success_origin.iter().cloned().chain(record.and_then(|r| page::origin(&r.cancel_url))) {
+        if !form_action.contains(&origin) {
+            form_action.push(origin);
+        }
+    }
+    let frame_ancestors = match (mode, record) {
+        (Mode::Hosted, _) => "'none'".to_owned(),
+        (Mode::Embedded, Some(_)) => success_origin.unwrap_or_else(|| "'none'".to_owned()),
+        // A page without a checkout (not found, an error) has no form and nothing of an order:
+        // it may show inside whichever merchant page framed the link.
+        (Mode::Embedded, None) if state.require_https => "https:".to_owned(),
+        (Mode::Embedded, None) => "*".to_owned(),
     };
     let csp = format!(
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; \
-         base-uri 'none'; form-action 'self' {}; frame-ancestors {frame_ancestors}",
-        merchant_origins.join(" ")
+         base-uri 'none'; form-action {}; frame-ancestors {frame_ancestors}",
+        form_action.join(" ")
     );
     let headers = response.headers_mut();
     let mut set = |name: header::HeaderName, value: &str| {

@@ -334,3 +334,22 @@ fn the_embedded_page_in_an_iframe_tells_the_merchant_page_the_outcome() {
     assert_eq!(message["orderId"], order_id.as_str());
     assert_eq!(scene.app.get_order(&scene.merchant.key, &order_id)["status"], "paid");
 }
+
+#[test]
+fn the_docs_page_renders_markdown_a_curl_examples_and_the_webhook_events() {
+    let scene = scene();
+    let browser = Browser::start();
+    browser.goto(&format!("{}/docs", scene.public));
+    browser.wait_for("the rendered document", |b| b.text("main").contains("Webhook events"));
+    // Markdown: `code` and **strong** become elements, not literal backticks and asterisks.
+    assert!(browser.text("main > .markdown strong").starts_with("Validation."));
+    let intro = browser.text("main > .markdown");
+    assert!(intro.contains("(\"hosted\" | \"embedded\")") && !intro.contains('`') && !intro.contains("**"), "{intro}");
+    let checkout = browser.text("#postCheckout");
+    let curl = format!("curl -sS -i -X POST {}/checkout", scene.public);
+    assert!(checkout.contains(&curl), "the curl names this server: {checkout}");
+    assert!(checkout.contains("Example: A mode that is not one of the two"), "{checkout}");
+    assert!(browser.text("#orderCompletedEvent").contains("\"type\": \"order.completed\""));
+    assert!(browser.text("main").contains(&format!("Servers: {}, {}/api", scene.public, scene.public)));
+    browser.screenshot("docs");
+}
