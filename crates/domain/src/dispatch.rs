@@ -29,9 +29,10 @@ pub const MAX_ENDPOINTS: i64 = 16;
 /// Why an endpoint was not added.
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
-    /// Not an absolute http(s) URL (https in production).
-    #[error("the endpoint URL must be an absolute {0} URL")]
-    Url(&'static str),
+    /// Not an absolute http(s) URL with a real host, of at most 2,048 characters (https in
+    /// production); says which rule it breaks.
+    #[error("the endpoint URL {0}")]
+    Url(crate::checkout::ReturnUrlError),
     /// An event type nobody sends.
     #[error("unknown event type {0:?}; known: order.created, order.completed, order.cancelled, order.expired, payment.failed, payment.refunded")]
     EventType(String),
@@ -87,8 +88,7 @@ impl WebhookService {
         url: &str,
         types: &[String],
     ) -> Result<(Endpoint, Secret), EndpointError> {
-        let wanted = if self.require_https { "https" } else { "http(s)" };
-        let url = ReturnUrl::parse(url, self.require_https).map_err(|_| EndpointError::Url(wanted))?;
+        let url = ReturnUrl::parse(url, self.require_https).map_err(EndpointError::Url)?;
         let types = types
             .iter()
             .map(|t| EventType::parse(t).ok_or_else(|| EndpointError::EventType(t.clone())))

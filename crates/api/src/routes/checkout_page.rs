@@ -87,8 +87,22 @@ fn show(
 }
 
 fn redirect(state: &AppState, mode: Mode, record: &CheckoutRecord, location: &str) -> HttpResponse {
-    let response = HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish();
+    let response = HttpResponse::SeeOther().insert_header((header::LOCATION, header_safe(location))).finish();
     secured(response, mode, state, Some(record))
+}
+
+/// A URL fit for a header: bytes outside visible ASCII percent-encoded (a URL stored before return
+/// URLs were kept in their parsed, ASCII form may hold them).
+fn header_safe(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for byte in url.bytes() {
+        if (0x21..0x7f).contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 fn failure(state: &AppState, mode: Mode, error: SessionError) -> HttpResponse {
@@ -256,5 +270,17 @@ pub async fn cancel(
         Ok(Ok(record)) if mode == Mode::Hosted => redirect(&state, mode, &record, &record.cancel_redirect()),
         Ok(Ok(record)) | Ok(Err((record, _))) => redirect(&state, mode, &record, &path_of(mode, &token)),
         Err(error) => failure(&state, mode, error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_sent_as_visible_ascii() {
+        assert_eq!(header_safe("https://shop.example/ok?x=1"), "https://shop.example/ok?x=1");
+        assert_eq!(header_safe("https://shöp.example/ä b"), "https://sh%C3%B6p.example/%C3%A4%20b");
+        assert!(HeaderValue::from_str(&header_safe("https://x.example/\u{0}\n")).is_ok());
     }
 }
