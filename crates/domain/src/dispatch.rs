@@ -23,6 +23,9 @@ use crate::webhook::{
 /// How long a leased delivery is a dispatcher's own: longer than any send may take.
 const LEASE_SECONDS: i64 = 90;
 
+/// How many deliveries of one endpoint a dispatcher leases at a time.
+const BATCH: usize = 50;
+
 /// The most endpoints a merchant may have in one mode: each is work the dispatcher does per event.
 pub const MAX_ENDPOINTS: i64 = 16;
 
@@ -175,26 +178,41 @@ impl WebhookService {
         self.store.due_endpoints(self.clock.now(), limit)
     }
 
-    /// Sends `endpoint`'s oldest pending delivery if it is due and nobody holds it, and records how
-    /// it ended; `None` when nothing was due.
-    pub fn deliver_next(&self, endpoint: EndpointId) -> Result<Option<AttemptEnd>, StoreError> {
-        let now = self.clock.now();
-        let Some(due) = self.store.lease_next(endpoint, now, now + Duration::seconds(LEASE_SECONDS))? else {
-            return Ok(None);
-        };
-        let headers = self.headers(&due, self.clock.now());
-        let answer = self.sender.send(&due.endpoint.url, &headers, &due.payload);
-        let end = self.end_of(&due, answer);
-        self.store.record_attempt(&due, &end, self.clock.now())?;
-        Ok(Some(end))
+    /// Sends up to `most` of `endpoint`'s due deliveries, oldest first, each as soon as the one
+    /// before was answered, and records how they ended. Stops at the first that fails (the rest
+    /// wait for its retry, keeping the order), or when half the lease has gone. Returns the attempts
+    /// made: 0 when nothing was due.
+    pub fn deliver_next(&self, endpoint: EndpointId, most: usize) -> Result<usize, StoreError> {
+        let leased_at = self.clock.now();
+        let lease = Duration::seconds(LEASE_SECONDS);
+        let most = i64::try_from(most).unwrap_or(i64::MAX);
+        let mut due = self.store.lease_next(endpoint, leased_at, leased_at + lease, most)?.into_iter();
+        let mut ends = Vec::new();
+        for next in due.by_ref() {
+            let headers = self.headers(&next, self.clock.now());
+            let answer = self.sender.send(&next.endpoint.url, &headers, &next.payload);
+            let end = self.end_of(&next, answer);
+            let failed = !matches!(end, AttemptEnd::Delivered(_));
+            ends.push((next, end));
+            if failed || self.clock.now() - leased_at > lease / 2 {
+                break;
+            }
+        }
+        let unsent: Vec<Due> = due.collect();
+        self.store.record_attempts(&ends, &unsent, self.clock.now())?;
+        Ok(ends.len())
     }
 
     /// Serves one endpoint until nothing of it is due (or `most` attempts were made): its
-    /// deliveries in order, each as soon as the one before was answered. Returns the attempts made.
+    /// deliveries in order, each as soon as the one before was answered, leased a batch at a
+    /// time. Returns the attempts made.
     pub fn drain(&self, endpoint: EndpointId, most: usize) -> Result<usize, StoreError> {
         let mut attempts = 0;
-        while attempts < most && self.deliver_next(endpoint)?.is_some() {
-            attempts += 1;
+        while attempts < most {
+            match self.deliver_next(endpoint, BATCH.min(most - attempts))? {
+                0 => break,
+                made => attempts += made,
+            }
         }
         Ok(attempts)
     }
@@ -206,12 +224,12 @@ impl WebhookService {
         let endpoints = self.due_endpoints(limit)?;
         std::thread::scope(|scope| {
             let sends: Vec<_> =
-                endpoints.into_iter().map(|endpoint| scope.spawn(move || self.deliver_next(endpoint))).collect();
+                endpoints.into_iter().map(|endpoint| scope.spawn(move || self.deliver_next(endpoint, 1))).collect();
             let mut attempts = 0;
             for send in sends {
                 let sent =
                     send.join().unwrap_or_else(|_| Err(StoreError::Unavailable("a delivery thread panicked".into())));
-                attempts += usize::from(sent?.is_some());
+                attempts += sent?;
             }
             Ok(attempts)
         })

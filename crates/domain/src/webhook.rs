@@ -403,19 +403,28 @@ pub trait WebhookStore: Send + Sync {
     /// at most `limit` of them, longest waiting first.
     fn due_endpoints(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<EndpointId>, crate::ports::StoreError>;
 
-    /// Leases `endpoint`'s oldest pending delivery until `lease_until`, if it is due at `now`, held
-    /// by nobody, and the endpoint is enabled: a compare-and-set, so one delivery is never in flight
-    /// twice, and an endpoint receives its events in the order they happened.
+    /// Leases until `lease_until` up to `most` of `endpoint`'s oldest pending deliveries, in order:
+    /// from its oldest on, those that are due at `now` and held by nobody, if the endpoint is
+    /// enabled. A compare-and-set, so one delivery is never in flight twice, and an endpoint
+    /// receives its events in the order they happened. Empty when its oldest is not due, or
+    /// another dispatcher holds it.
     fn lease_next(
         &self,
         endpoint: EndpointId,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-    ) -> Result<Option<Due>, crate::ports::StoreError>;
+        most: i64,
+    ) -> Result<Vec<Due>, crate::ports::StoreError>;
 
-    /// Records how an attempt ended (and on `Gone` disables the endpoint and cancels its other
-    /// pending deliveries). A delivery cancelled meanwhile stays cancelled unless it was delivered.
-    fn record_attempt(&self, due: &Due, end: &AttemptEnd, at: DateTime<Utc>) -> Result<(), crate::ports::StoreError>;
+    /// Records, in one transaction, how the attempts of one endpoint ended (on `Gone` disabling
+    /// the endpoint and cancelling its other pending deliveries), and lets go of the leased
+    /// deliveries in `unsent`. A delivery cancelled meanwhile stays cancelled unless it arrived.
+    fn record_attempts(
+        &self,
+        ends: &[(Due, AttemptEnd)],
+        unsent: &[Due],
+        at: DateTime<Utc>,
+    ) -> Result<(), crate::ports::StoreError>;
 
     /// Deliveries, newest first, optionally of one status.
     fn deliveries(&self, status: Option<&str>, limit: i64) -> Result<Vec<DeliveryRecord>, crate::ports::StoreError>;

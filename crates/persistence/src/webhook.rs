@@ -9,7 +9,7 @@ use domain::ports::StoreError;
 use domain::webhook::{Added, AttemptEnd, DeliveryRecord, Due, Endpoint, EndpointStatus, WebhookStore};
 
 use crate::db::{with_conn, write_tx, Database};
-use crate::error::RepoError;
+use crate::error::{RepoError, TxEnd};
 use crate::schema::{merchants, webhook_deliveries, webhook_endpoints, webhook_events};
 
 /// A delivery not yet delivered nor given up (also written by the outbox and the PostgreSQL create).
@@ -18,6 +18,9 @@ const DELIVERED: &str = "delivered";
 const FAILED: &str = "failed";
 /// A delivery whose endpoint was removed or disabled before it was delivered.
 const CANCELLED: &str = "cancelled";
+
+/// Another dispatcher leased part of what this one meant to: it leaves the endpoint alone.
+struct Overtaken;
 
 /// Cancels the pending deliveries of `$endpoint` (a `&String`) inside the caller's transaction.
 macro_rules! cancel_pending {
@@ -243,105 +246,175 @@ impl WebhookStore for WebhookRepository {
         endpoint: EndpointId,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-    ) -> Result<Option<Due>, StoreError> {
+        most: i64,
+    ) -> Result<Vec<Due>, StoreError> {
         let (endpoint, now, lease_until) = (endpoint.to_string(), now.naive_utc(), lease_until.naive_utc());
-        let leased: Result<Option<Due>, RepoError> = write_tx!(&self.db, |conn| {
+        let leased: Result<Vec<Due>, TxEnd<Overtaken>> = write_tx!(&self.db, |conn| {
             let row: Option<EndpointRow> = webhook_endpoints::table
                 .find(&endpoint)
                 .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
                 .select(EndpointRow::as_select())
                 .first(conn)
                 .optional()?;
-            let Some(row) = row else { return Ok(None) };
-            let head: Option<String> = webhook_deliveries::table
+            let Some(row) = row else { return Ok(Vec::new()) };
+            // The endpoint's oldest pending deliveries, in order; those of them from the head on
+            // that are due and held by nobody.
+            let line: Vec<(String, NaiveDateTime, Option<NaiveDateTime>)> = webhook_deliveries::table
                 .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
                 .filter(webhook_deliveries::status.eq(PENDING))
-                .select(diesel::dsl::min(webhook_deliveries::event_id))
-                .first(conn)?;
-            let Some(event) = head else { return Ok(None) };
-            let taken = diesel::update(webhook_deliveries::table.find((&endpoint, &event)))
-                .filter(webhook_deliveries::status.eq(PENDING))
-                .filter(webhook_deliveries::next_attempt_at.le(now))
-                .filter(webhook_deliveries::leased_until.is_null().or(webhook_deliveries::leased_until.lt(now)))
-                .set(webhook_deliveries::leased_until.eq(lease_until))
-                .execute(conn)?;
-            if taken == 0 {
-                return Ok(None);
+                .order(webhook_deliveries::event_id)
+                .select((
+                    webhook_deliveries::event_id,
+                    webhook_deliveries::next_attempt_at,
+                    webhook_deliveries::leased_until,
+                ))
+                .limit(most)
+                .load(conn)?;
+            let ready: Vec<String> = line
+                .into_iter()
+                .take_while(|(_, next, leased)| *next <= now && leased.is_none_or(|until| until < now))
+                .map(|(event, ..)| event)
+                .collect();
+            if ready.is_empty() {
+                return Ok(Vec::new());
             }
-            let (failures, payload, created_at): (i32, String, NaiveDateTime) = webhook_deliveries::table
+            let taken = diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
+                    .filter(webhook_deliveries::event_id.eq_any(&ready))
+                    .filter(webhook_deliveries::status.eq(PENDING))
+                    .filter(webhook_deliveries::leased_until.is_null().or(webhook_deliveries::leased_until.lt(now))),
+            )
+            .set(webhook_deliveries::leased_until.eq(lease_until))
+            .execute(conn)?;
+            if taken != ready.len() {
+                // Another dispatcher leased some of them meanwhile: taking the rest could send
+                // them out of order. Leave the endpoint to it.
+                return Err(TxEnd::Stop(Overtaken));
+            }
+            let rows: Vec<(String, i32, String, NaiveDateTime)> = webhook_deliveries::table
                 .inner_join(webhook_events::table)
                 .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
-                .filter(webhook_deliveries::event_id.eq(&event))
-                .select((webhook_deliveries::attempts, webhook_events::payload, webhook_events::created_at))
-                .first(conn)?;
-            Ok(Some(Due {
-                event_id: event.parse::<EventId>().map_err(|_| RepoError::Corrupt(format!("event id {event:?}")))?,
-                endpoint: row.into_endpoint()?,
-                payload,
-                event_created_at: created_at.and_utc(),
-                failures,
-            }))
+                .filter(webhook_deliveries::event_id.eq_any(&ready))
+                .order(webhook_deliveries::event_id)
+                .select((
+                    webhook_deliveries::event_id,
+                    webhook_deliveries::attempts,
+                    webhook_events::payload,
+                    webhook_events::created_at,
+                ))
+                .load(conn)?;
+            let endpoint = row.into_endpoint()?;
+            rows.into_iter()
+                .map(|(event, failures, payload, created_at)| {
+                    Ok(Due {
+                        event_id: event
+                            .parse::<EventId>()
+                            .map_err(|_| RepoError::Corrupt(format!("event id {event:?}")))?,
+                        endpoint: endpoint.clone(),
+                        payload,
+                        event_created_at: created_at.and_utc(),
+                        failures,
+                    })
+                })
+                .collect()
         });
-        Ok(leased?)
+        match leased {
+            Ok(due) => Ok(due),
+            Err(TxEnd::Stop(Overtaken)) => Ok(Vec::new()),
+            Err(TxEnd::Repo(error)) => Err(error.into()),
+        }
     }
 
-    fn record_attempt(&self, due: &Due, end: &AttemptEnd, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let (endpoint, event, end, at) =
-            (due.endpoint.id.to_string(), due.event_id.to_string(), end.clone(), at.naive_utc());
+    fn record_attempts(&self, ends: &[(Due, AttemptEnd)], unsent: &[Due], at: DateTime<Utc>) -> Result<(), StoreError> {
+        let Some(endpoint) =
+            ends.iter().map(|(due, _)| due).chain(unsent).next().map(|due| due.endpoint.id.to_string())
+        else {
+            return Ok(());
+        };
+        let ends: Vec<(String, AttemptEnd)> =
+            ends.iter().map(|(due, end)| (due.event_id.to_string(), end.clone())).collect();
+        let unsent: Vec<String> = unsent.iter().map(|due| due.event_id.to_string()).collect();
+        let at = at.naive_utc();
         let recorded: Result<(), RepoError> = write_tx!(&self.db, |conn| {
-            let row = webhook_deliveries::table.find((&endpoint, &event));
-            // A delivery cancelled while it was in flight stays cancelled, unless it arrived.
-            let still_pending =
-                webhook_deliveries::table.find((&endpoint, &event)).filter(webhook_deliveries::status.eq(PENDING));
             let attempts = webhook_deliveries::attempts + 1;
-            match &end {
-                AttemptEnd::Delivered(status) => {
-                    diesel::update(row)
-                        .set((
-                            webhook_deliveries::status.eq(DELIVERED),
-                            webhook_deliveries::attempts.eq(attempts),
-                            webhook_deliveries::last_status.eq(i32::from(*status)),
-                            webhook_deliveries::last_error.eq(None::<String>),
-                            webhook_deliveries::delivered_at.eq(at),
-                            webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
-                        ))
-                        .execute(conn)?;
+            // Delivered: one update per answer status (nearly always one in all).
+            let mut delivered: Vec<(u16, Vec<&String>)> = Vec::new();
+            for (event, end) in &ends {
+                if let AttemptEnd::Delivered(status) = end {
+                    match delivered.iter_mut().find(|(s, _)| s == status) {
+                        Some((_, events)) => events.push(event),
+                        None => delivered.push((*status, vec![event])),
+                    }
                 }
-                AttemptEnd::Failed { status, error, retry_at } => {
-                    let (state, next) = match retry_at {
-                        Some(when) => (PENDING, when.naive_utc()),
-                        None => (FAILED, at),
-                    };
-                    diesel::update(still_pending)
-                        .set((
-                            webhook_deliveries::status.eq(state),
-                            webhook_deliveries::attempts.eq(attempts),
-                            webhook_deliveries::last_status.eq(status.map(i32::from)),
-                            webhook_deliveries::last_error.eq(error.chars().take(500).collect::<String>()),
-                            webhook_deliveries::next_attempt_at.eq(next),
-                            webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
-                        ))
-                        .execute(conn)?;
+            }
+            for (status, events) in &delivered {
+                diesel::update(
+                    webhook_deliveries::table
+                        .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
+                        .filter(webhook_deliveries::event_id.eq_any(events)),
+                )
+                .set((
+                    webhook_deliveries::status.eq(DELIVERED),
+                    webhook_deliveries::attempts.eq(attempts),
+                    webhook_deliveries::last_status.eq(i32::from(*status)),
+                    webhook_deliveries::last_error.eq(None::<String>),
+                    webhook_deliveries::delivered_at.eq(at),
+                    webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)?;
+            }
+            for (event, end) in &ends {
+                // A delivery cancelled while it was in flight stays cancelled, unless it arrived.
+                let still_pending =
+                    webhook_deliveries::table.find((&endpoint, event)).filter(webhook_deliveries::status.eq(PENDING));
+                match end {
+                    AttemptEnd::Delivered(_) => {}
+                    AttemptEnd::Failed { status, error, retry_at } => {
+                        let (state, next) = match retry_at {
+                            Some(when) => (PENDING, when.naive_utc()),
+                            None => (FAILED, at),
+                        };
+                        diesel::update(still_pending)
+                            .set((
+                                webhook_deliveries::status.eq(state),
+                                webhook_deliveries::attempts.eq(attempts),
+                                webhook_deliveries::last_status.eq(status.map(i32::from)),
+                                webhook_deliveries::last_error.eq(error.chars().take(500).collect::<String>()),
+                                webhook_deliveries::next_attempt_at.eq(next),
+                                webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
+                            ))
+                            .execute(conn)?;
+                    }
+                    AttemptEnd::Gone => {
+                        diesel::update(still_pending)
+                            .set((
+                                webhook_deliveries::status.eq(FAILED),
+                                webhook_deliveries::attempts.eq(attempts),
+                                webhook_deliveries::last_status.eq(410),
+                                webhook_deliveries::last_error.eq("410 Gone: the endpoint is disabled"),
+                                webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
+                            ))
+                            .execute(conn)?;
+                        diesel::update(webhook_endpoints::table.find(&endpoint))
+                            .set((
+                                webhook_endpoints::status.eq(EndpointStatus::Disabled.as_str()),
+                                webhook_endpoints::disabled_reason.eq("answered 410 Gone"),
+                                webhook_endpoints::updated_at.eq(at),
+                            ))
+                            .execute(conn)?;
+                        cancel_pending!(conn, &endpoint)?;
+                    }
                 }
-                AttemptEnd::Gone => {
-                    diesel::update(still_pending)
-                        .set((
-                            webhook_deliveries::status.eq(FAILED),
-                            webhook_deliveries::attempts.eq(attempts),
-                            webhook_deliveries::last_status.eq(410),
-                            webhook_deliveries::last_error.eq("410 Gone: the endpoint is disabled"),
-                            webhook_deliveries::leased_until.eq(None::<NaiveDateTime>),
-                        ))
-                        .execute(conn)?;
-                    diesel::update(webhook_endpoints::table.find(&endpoint))
-                        .set((
-                            webhook_endpoints::status.eq(EndpointStatus::Disabled.as_str()),
-                            webhook_endpoints::disabled_reason.eq("answered 410 Gone"),
-                            webhook_endpoints::updated_at.eq(at),
-                        ))
-                        .execute(conn)?;
-                    cancel_pending!(conn, &endpoint)?;
-                }
+            }
+            if !unsent.is_empty() {
+                diesel::update(
+                    webhook_deliveries::table
+                        .filter(webhook_deliveries::endpoint_id.eq(&endpoint))
+                        .filter(webhook_deliveries::event_id.eq_any(&unsent)),
+                )
+                .set(webhook_deliveries::leased_until.eq(None::<NaiveDateTime>))
+                .execute(conn)?;
             }
             Ok(())
         });

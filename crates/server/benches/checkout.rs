@@ -4,9 +4,15 @@
 //! loop on SQLite, `pgbench -M prepared` on PostgreSQL) at the same concurrency; then creates and
 //! replays go through the real server over loopback HTTP. Run it with `scripts/bench`.
 //!
+//! With `BENCH_SCENARIOS=webhooks` (or `scripts/bench webhooks`) it measures webhook lag instead:
+//! creates run at full speed for `BENCH_WEBHOOK_SECONDS` (10) across 10 merchants, each with an
+//! endpoint on a local receiver that answers at once, and the time from each create's answer (its
+//! commit) to its `order.created` reaching the receiver is reported as p50/p99, with the
+//! deliveries a second during the load.
+//!
 //! Settings: `BENCH_REQUESTS` (default 3000), `BENCH_CONCURRENCY` (16), `BENCH_ROUNDS` (3),
 //! `BENCH_BACKENDS` (`sqlite,postgres`), `BENCH_DATABASE_URL` (a PostgreSQL database to make
-//! schemas in), `BENCH_PGBENCH_MODE` (`prepared`).
+//! schemas in), `BENCH_PGBENCH_MODE` (`prepared`), `BENCH_SCENARIOS` (`throughput`, `webhooks`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -266,29 +272,30 @@ fn start_server(database_url: &str, signer: &ClaimSigner, dir: &std::path::Path)
     Server { address: format!("http://127.0.0.1:{port}/checkout"), handle, thread: Some(thread) }
 }
 
+/// One create's body: a fresh claim for `merchant`, unique per `round` and `i`.
+fn body(signer: &ClaimSigner, merchant: MerchantId, round: usize, i: usize) -> String {
+    let items = vec![
+        ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 },
+        ClaimItem { sku: "CAP-1".into(), name: "Cap".into(), quantity: 1, unit_amount: 1500 },
+    ];
+    let claim = signer.sign(&ClaimPayload {
+        jti: format!("clm_bench_{round}_{i}"),
+        experience_id: Some("exp_1".into()),
+        ..ClaimPayload::new(merchant, items, Utc::now(), 3600)
+    });
+    json!({
+        "checkoutClaim": claim,
+        "mode": "hosted",
+        "successUrl": "https://shop.example/success",
+        "cancelUrl": "https://shop.example/cancel",
+        "idempotencyKey": format!("bench-{round}-{i}"),
+    })
+    .to_string()
+}
+
 fn bodies(signer: &ClaimSigner, merchant: &str, n: usize, round: usize) -> Vec<String> {
     let merchant: MerchantId = merchant.parse().unwrap();
-    (0..n)
-        .map(|i| {
-            let items = vec![
-                ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 },
-                ClaimItem { sku: "CAP-1".into(), name: "Cap".into(), quantity: 1, unit_amount: 1500 },
-            ];
-            let claim = signer.sign(&ClaimPayload {
-                jti: format!("clm_bench_{round}_{i}"),
-                experience_id: Some("exp_1".into()),
-                ..ClaimPayload::new(merchant, items, Utc::now(), 3600)
-            });
-            json!({
-                "checkoutClaim": claim,
-                "mode": "hosted",
-                "successUrl": "https://shop.example/success",
-                "cancelUrl": "https://shop.example/cancel",
-                "idempotencyKey": format!("bench-{round}-{i}"),
-            })
-            .to_string()
-        })
-        .collect()
+    (0..n).map(|i| body(signer, merchant, round, i)).collect()
 }
 
 fn http_load(server: &Server, key: &str, bodies: &[String], concurrency: usize, expect_replayed: bool) -> Stats {
@@ -383,19 +390,167 @@ fn compare(
     report(backend, raw, median(create_runs), replays(&last))
 }
 
+/// A webhook receiver on loopback that answers 200 at once and notes when each order's
+/// `order.created` arrived.
+struct Receiver {
+    url: String,
+    arrivals: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let arrivals = std::sync::Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let noted = arrivals.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let noted = noted.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let (mut line, mut length) = (String::new(), 0usize);
+                    while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                        if let Some((name, value)) = line.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        line.clear();
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_ok() {
+                        let at = Instant::now();
+                        let event: Value = serde_json::from_slice(&body).unwrap_or_default();
+                        if let Some(order) = event["data"]["id"].as_str() {
+                            noted.lock().unwrap().entry(order.to_owned()).or_insert(at);
+                        }
+                    }
+                    let mut stream = stream;
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                });
+            }
+        });
+        Self { url, arrivals }
+    }
+
+    fn arrived(&self) -> usize {
+        self.arrivals.lock().unwrap().len()
+    }
+}
+
+/// Creates at full speed for `seconds` across ten merchants with an endpoint each, then the lag
+/// from each create's answer to its `order.created` arriving.
+fn webhook_lag(backend: &str, url: &str, signer: &ClaimSigner, dir: &std::path::Path, concurrency: usize) -> Value {
+    let seconds: u64 = env_or("BENCH_WEBHOOK_SECONDS", 10);
+    let database = open(url);
+    let receiver = Receiver::start();
+    let server = start_server(url, signer, dir);
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+    let endpoint_url = server.address.replace("/checkout", "/webhook-endpoints");
+    let merchants: Vec<(MerchantId, String)> = (0..10)
+        .map(|_| {
+            let (merchant, key) = merchant_with_key(&database);
+            agent
+                .post(&endpoint_url)
+                .set("Authorization", &format!("Bearer {key}"))
+                .send_string(&json!({ "url": receiver.url, "events": ["order.created"] }).to_string())
+                .unwrap();
+            (merchant.parse().unwrap(), key)
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let created: Vec<(String, Instant)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..concurrency)
+            .map(|_| {
+                scope.spawn(|| {
+                    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+                    let mut mine = Vec::new();
+                    while Instant::now() < deadline {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let (merchant, key) = &merchants[i % merchants.len()];
+                        let answer: Value = agent
+                            .post(&server.address)
+                            .set("Authorization", &format!("Bearer {key}"))
+                            .set("Content-Type", "application/json")
+                            .send_string(&body(signer, *merchant, 0, i))
+                            .unwrap_or_else(|e| panic!("request {i}: {e}"))
+                            .into_json()
+                            .unwrap();
+                        mine.push((answer["orderId"].as_str().unwrap().to_owned(), Instant::now()));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    let load = started.elapsed();
+    let during_load = receiver.arrived();
+    let drain_deadline = Instant::now() + Duration::from_secs(120);
+    while receiver.arrived() < created.len() && Instant::now() < drain_deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let drained = started.elapsed();
+    let arrivals = receiver.arrivals.lock().unwrap().clone();
+    let mut lags: Vec<f64> = created
+        .iter()
+        .filter_map(|(order, at)| {
+            arrivals.get(order).map(|arrived| arrived.saturating_duration_since(*at).as_secs_f64())
+        })
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    let quantile = |q: f64| lags.get(((lags.len() as f64 * q) as usize).min(lags.len().saturating_sub(1))).copied();
+    let (p50, p99) = (quantile(0.5).unwrap_or(f64::NAN), quantile(0.99).unwrap_or(f64::NAN));
+    let creates_per_s = created.len() as f64 / load.as_secs_f64();
+    let delivered_per_s = during_load as f64 / load.as_secs_f64();
+    println!(
+        "{backend} webhooks: {} creates in {:.1} s ({creates_per_s:.0}/s) across 10 endpoints; {during_load} delivered \
+         during the load ({delivered_per_s:.0}/s), all {} after {:.1} s",
+        created.len(),
+        load.as_secs_f64(),
+        lags.len(),
+        drained.as_secs_f64()
+    );
+    println!(
+        "{backend} webhook lag, commit to receipt: p50 {:.0} ms, p99 {:.0} ms (aim: p99 at most 1,000 ms)",
+        p50 * 1e3,
+        p99 * 1e3
+    );
+    drop(server);
+    json!({
+        "backend": backend,
+        "scenario": "webhooks",
+        "creates": created.len(),
+        "create_per_s": creates_per_s,
+        "delivered_during_load_per_s": delivered_per_s,
+        "undelivered": created.len() - lags.len(),
+        "lag_p50_ms": p50 * 1e3,
+        "lag_p99_ms": p99 * 1e3,
+    })
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken from the command line.
     let n: usize = env_or("BENCH_REQUESTS", 3000);
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 16);
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let backends: String = env_or("BENCH_BACKENDS", "sqlite,postgres".to_owned());
+    let scenarios: String = env_or("BENCH_SCENARIOS", "throughput".to_owned());
     let dir = std::env::temp_dir().join(format!("checkout-bench-{}", &random_token().expose()[..10]));
     std::fs::create_dir_all(&dir).unwrap();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("{n} requests per run, {concurrency} concurrent clients, median of {rounds} rounds, {cores} cores");
     let signer = ClaimSigner::generate();
 
-    if backends.contains("sqlite") {
+    if backends.contains("sqlite") && scenarios.contains("webhooks") {
+        let url = format!("sqlite://{}", dir.join("hooks.db").display());
+        println!("RESULT {}", webhook_lag("sqlite", &url, &signer, &dir, concurrency));
+    }
+
+    if backends.contains("sqlite") && scenarios.contains("throughput") {
         let raw_path = dir.join("raw.db").display().to_string();
         let raw_db = open(&format!("sqlite://{raw_path}"));
         let (raw_merchant, _) = merchant_with_key(&raw_db);
@@ -419,8 +574,8 @@ fn main() {
         let admin = std::env::var("BENCH_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let mut conn = PgConnection::establish(&admin).expect("BENCH_DATABASE_URL must reach PostgreSQL");
-        let schemas =
-            ["bench_raw", "bench_app"].map(|s| format!("{s}_{}", &random_token().expose()[..8].to_lowercase()));
+        let schemas = ["bench_raw", "bench_app", "bench_hooks"]
+            .map(|s| format!("{s}_{}", &random_token().expose()[..8].to_lowercase()));
         for schema in &schemas {
             conn.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
         }
@@ -428,25 +583,43 @@ fn main() {
             let sep = if admin.contains('?') { '&' } else { '?' };
             format!("{admin}{sep}options=-csearch_path%3D{schema}")
         };
+        if scenarios.contains("webhooks") {
+            println!("RESULT {}", webhook_lag("postgres", &url_for(&schemas[2]), &signer, &dir, concurrency));
+        }
+        if scenarios.contains("throughput") {
+            postgres_throughput(&admin, &schemas, &url_for, &signer, &dir, (n, concurrency, rounds));
+        }
+        for schema in &schemas {
+            conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn postgres_throughput(
+    admin: &str,
+    schemas: &[String],
+    url_for: &dyn Fn(&str) -> String,
+    signer: &ClaimSigner,
+    dir: &std::path::Path,
+    (n, concurrency, rounds): (usize, usize, usize),
+) {
+    {
         let (raw_merchant, _) = merchant_with_key(&open(&url_for(&schemas[0])));
         let url = url_for(&schemas[1]);
         let (merchant, key) = merchant_with_key(&open(&url));
-        let server = start_server(&url, &signer, &dir);
+        let server = start_server(&url, signer, dir);
         let result = compare(
             "postgres",
             rounds,
-            || postgres_raw(&admin, &schemas[0], &raw_merchant, n, concurrency),
+            || postgres_raw(admin, &schemas[0], &raw_merchant, n, concurrency),
             |round| {
-                let requests = bodies(&signer, &merchant, n, round);
+                let requests = bodies(signer, &merchant, n, round);
                 (http_load(&server, &key, &requests, concurrency, false), requests)
             },
             |requests| http_load(&server, &key, requests, concurrency, true),
         );
         drop(server);
         println!("RESULT {result}");
-        for schema in &schemas {
-            conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
-        }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
