@@ -194,4 +194,74 @@ impl WebhookService {
             Err(error) => AttemptEnd::Failed { status: None, error, retry_at: retry_at() },
         }
     }
+
+    /// Sends a signed sample event of `event_type` to one endpoint now, as a delivery would be
+    /// sent (same envelope, headers and signatures, through the same sender), for a developer
+    /// trying a receiver. The order in it is made up; nothing is stored and nothing is retried.
+    /// Returns what was sent, the answer (status, or why there was none) and how long it took.
+    pub fn send_test_event(
+        &self,
+        id: EndpointId,
+        event_type: EventType,
+    ) -> Result<(Due, Result<u16, String>, std::time::Duration), EndpointError> {
+        use crate::order::{OrderStatus, PaymentStatus, SessionStatus};
+        use crate::session::{AttemptView, CardView, OrderView, PaymentView, SessionView};
+        let endpoint = self
+            .store
+            .endpoints(None)?
+            .into_iter()
+            .find(|e| e.id == id && e.status != EndpointStatus::Removed)
+            .ok_or(EndpointError::NotFound)?;
+        let now = self.clock.now();
+        let (order, payment, session) = match event_type {
+            EventType::OrderCreated => (OrderStatus::Pending, PaymentStatus::Pending, SessionStatus::Open),
+            EventType::OrderCompleted => (OrderStatus::Paid, PaymentStatus::Succeeded, SessionStatus::Complete),
+            EventType::OrderCancelled => (OrderStatus::Cancelled, PaymentStatus::Pending, SessionStatus::Cancelled),
+            EventType::OrderExpired => (OrderStatus::Expired, PaymentStatus::Pending, SessionStatus::Expired),
+            EventType::PaymentFailed => (OrderStatus::Pending, PaymentStatus::Failed, SessionStatus::Open),
+        };
+        let attempt = |outcome, decline_code, last4: &str| AttemptView {
+            outcome,
+            decline_code,
+            card: CardView { brand: "visa".into(), last4: last4.into() },
+            created_at: crate::checkout::format_time(now),
+        };
+        let sample = OrderView {
+            id: crate::ids::OrderId::new().to_string(),
+            status: order.as_str(),
+            livemode: endpoint.livemode.is_live(),
+            currency: "usd".into(),
+            amount_total: 5000,
+            items: vec![crate::order::LineItem {
+                sku: "TEE-BLACK-M".into(),
+                name: "Drop tee (black, M) (test event)".into(),
+                quantity: 2,
+                unit_amount: 2500,
+                amount: 5000,
+            }],
+            payment: PaymentView {
+                id: crate::ids::PaymentId::new().to_string(),
+                status: payment.as_str(),
+                amount: 5000,
+                currency: "usd".into(),
+                last_attempt: match payment {
+                    PaymentStatus::Succeeded => Some(attempt("succeeded", None, "4242")),
+                    PaymentStatus::Failed => Some(attempt("failed", Some("card_declined"), "0002")),
+                    _ => None,
+                },
+            },
+            session: SessionView {
+                status: session.as_str(),
+                mode: crate::order::Mode::Hosted.as_str(),
+                expires_at: crate::checkout::format_time(now + Duration::minutes(30)),
+            },
+            created_at: crate::checkout::format_time(now),
+            updated_at: crate::checkout::format_time(now),
+        };
+        let event = crate::webhook::NewEvent::about(event_type, &sample, endpoint.merchant_id, endpoint.livemode, now);
+        let due = Due { event_id: event.id, endpoint, payload: event.payload, event_created_at: now, failures: 0 };
+        let started = std::time::Instant::now();
+        let answer = self.sender.send(&due.endpoint.url, &self.headers(&due, self.clock.now()), &due.payload);
+        Ok((due, answer, started.elapsed()))
+    }
 }

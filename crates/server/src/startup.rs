@@ -11,11 +11,15 @@ use domain::dispatch::WebhookService;
 use domain::ports::SystemClock;
 use domain::session::SessionService;
 use domain::webhook::WebhookSecrets;
-use persistence::{CheckoutRepository, Database, DbOptions, MerchantRepository, SessionRepository, WebhookRepository};
+use domain::webhook::WebhookSender;
+use persistence::{
+    CheckoutRepository, Database, DbOptions, KeyUsage, MerchantRepository, SessionRepository, WebhookRepository,
+};
 use sandbox::Sandbox;
 
-use crate::config::{Config, Environment};
+use crate::config::{public_url_of, Config, Environment};
 use crate::dev::{DevSecrets, DEV_KID};
+use crate::usage::NotingKeyUse;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +27,15 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] persistence::RepoError),
-    /// The listener could not be bound, or the development secrets file could not be used.
+    /// The listener could not be bound.
+    #[error("cannot listen on {address} (CHECKOUT_BIND): {source}")]
+    Bind {
+        /// `CHECKOUT_BIND`.
+        address: String,
+        /// Why (in use, not an address of this machine, …).
+        source: std::io::Error,
+    },
+    /// The development secrets file could not be used.
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The configuration lacks something only now known to be needed.
@@ -79,6 +91,7 @@ async fn run_job(
 fn spawn_jobs(
     sessions: SessionService,
     checkout: CheckoutService,
+    usage: (Arc<KeyUsage>, MerchantRepository),
     metrics: api::metrics::Metrics,
     interval: std::time::Duration,
 ) {
@@ -97,6 +110,8 @@ fn spawn_jobs(
             let checkout = checkout.clone();
             run_job(&metrics, "purge_idempotency", move || checkout.purge_idempotency().map_err(|e| e.to_string()))
                 .await;
+            let (usage, merchants) = usage.clone();
+            run_job(&metrics, "record_key_use", move || usage.flush(&merchants).map_err(|e| e.to_string())).await;
         }
     });
 }
@@ -142,20 +157,32 @@ pub fn webhook_service(
     secret: domain::secret::Secret,
 ) -> Result<WebhookService, StartError> {
     let sender = webhook_http::HttpSender::new(config.webhooks_allow_internal).map_err(StartError::Config)?;
-    Ok(WebhookService::new(
+    Ok(webhook_service_with(config, database, secret, Arc::new(sender)))
+}
+
+/// The webhook use cases over `database`, sending with `sender`.
+pub fn webhook_service_with(
+    config: &Config,
+    database: &Database,
+    secret: domain::secret::Secret,
+    sender: Arc<dyn WebhookSender>,
+) -> WebhookService {
+    WebhookService::new(
         Arc::new(WebhookRepository::new(database.clone())),
-        Arc::new(sender),
+        sender,
         Arc::new(SystemClock),
         WebhookSecrets::new(secret),
         config.environment == Environment::Production,
-    ))
+    )
 }
 
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
+    public_url: String,
     server: Server,
     database: Database,
+    usage: (Arc<KeyUsage>, MerchantRepository),
 }
 
 impl std::fmt::Debug for Application {
@@ -165,9 +192,14 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Opens the database, wires the services and binds the listener (port 0 picks a free port).
-    /// Must be called inside an actix system.
+    /// Binds the listener (port 0 picks a free port), then opens the database and wires the
+    /// services: an address in use is found before anything is created or migrated. Must be
+    /// called inside an actix system.
     pub fn build(config: Config) -> Result<Self, StartError> {
+        let bind_error = |source| StartError::Bind { address: config.bind.clone(), source };
+        let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
+        let bound = listener.local_addr().map_err(bind_error)?;
+        let public_url = if config.public_url_follows_bind { public_url_of(bound) } else { config.public_url.clone() };
         let database = open_database(&config)?;
         let dev = match config.environment {
             Environment::Development => Some(DevSecrets::load_or_create(&config.dev_secrets_file)?),
@@ -179,7 +211,9 @@ impl Application {
             claim_keys.insert(DEV_KID, signer.verifying_key());
         }
         let webhooks = webhook_service(&config, &database, token_secret.clone())?;
-        let urls = CheckoutUrls::new(&config.public_url, token_secret);
+        let urls = CheckoutUrls::new(&public_url, token_secret);
+        let usage = Arc::new(KeyUsage::default());
+        let merchants = MerchantRepository::noting_use(database.clone(), usage.clone());
         let sessions = SessionService::new(
             Arc::new(SessionRepository::new(database.clone())),
             Arc::new(Sandbox),
@@ -188,7 +222,7 @@ impl Application {
         let metrics = api::metrics::Metrics::new();
 
         let checkout = CheckoutService::new(
-            Arc::new(CheckoutRepository::new(database.clone())),
+            Arc::new(NotingKeyUse::new(Arc::new(CheckoutRepository::new(database.clone())), usage.clone())),
             Arc::new(SystemClock),
             claim_keys,
             urls.clone(),
@@ -197,7 +231,8 @@ impl Application {
                 idempotency_ttl: duration(config.idempotency_ttl, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS")?,
             },
         );
-        spawn_jobs(sessions.clone(), checkout.clone(), metrics.clone(), config.sweep_interval);
+        let usage = (usage, merchants.clone());
+        spawn_jobs(sessions.clone(), checkout.clone(), usage.clone(), metrics.clone(), config.sweep_interval);
         spawn_dispatcher(webhooks.clone(), metrics.clone(), config.webhook_poll);
         let state = AppState {
             webhooks,
@@ -206,12 +241,11 @@ impl Application {
             checkout,
             sessions,
             urls,
-            merchants: Arc::new(MerchantRepository::new(database.clone())),
+            merchants: Arc::new(merchants),
             diagnostics: Arc::new(database.clone()),
             require_https: config.environment == Environment::Production,
         };
-        let listener = TcpListener::bind(&config.bind)?;
-        let port = listener.local_addr()?.port();
+        let port = bound.port();
         let mut server = HttpServer::new(move || {
             App::new().wrap(middleware::from_fn(api::observe::requests)).configure(api::configure(state.clone()))
         })
@@ -220,12 +254,17 @@ impl Application {
         if let Some(workers) = config.workers {
             server = server.workers(workers);
         }
-        Ok(Self { port, server: server.run(), database })
+        Ok(Self { port, public_url, server: server.run(), database, usage })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The base of every checkout URL: `CHECKOUT_PUBLIC_URL`, or the bound address.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The database the server uses.
@@ -239,7 +278,15 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish) or a stop via the handle.
+    /// Then writes the key uses noted since the last sweep.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let (usage, merchants) = self.usage;
+        match actix_web::web::block(move || usage.flush(&merchants)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => log::warn!("record_key_use at shutdown: {error}"),
+            Err(error) => log::warn!("record_key_use at shutdown: {error}"),
+        }
+        served
     }
 }
