@@ -270,7 +270,12 @@ pub fn public_url_of(address: SocketAddr) -> String {
 fn check_public_url(url: &str) -> Result<(), &'static str> {
     const WANTED: &str = "an absolute http(s) URL with a host (e.g. https://checkout.example.com)";
     let parsed = url::Url::parse(url).map_err(|_| WANTED)?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+    // The URL standard reads `https:///x` as host `x`; whoever wrote it meant no such host.
+    let authority = url.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none_or(str::is_empty)
+        || authority.is_empty()
+    {
         return Err(WANTED);
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -370,6 +375,39 @@ mod tests {
         let error =
             config(&[("CHECKOUT_SESSION_TTL_SECONDS", "soon"), ("CHECKOUT_ENV", "staging")]).err().map(|e| e.0.len());
         assert_eq!(error, Some(2));
+    }
+
+    #[test]
+    fn a_public_url_needs_a_host_and_nothing_odd() {
+        for wrong in [
+            "https://",
+            "https:///checkout",
+            "https://:443",
+            "ftp://x.example",
+            "checkout.example",
+            "https://u:p@x.example",
+            "https://x.example/?a=1",
+        ] {
+            assert!(check_public_url(wrong).is_err(), "{wrong}");
+        }
+        for right in
+            ["https://checkout.example", "http://localhost:4805", "https://x.example/base/", "http://[::1]:8080"]
+        {
+            assert_eq!(check_public_url(right), Ok(()), "{right}");
+        }
+    }
+
+    #[test]
+    fn the_default_public_url_follows_the_bound_address() {
+        let url = |bind| config(&[("CHECKOUT_BIND", bind)]).map(|c| c.public_url).unwrap_or_default();
+        assert_eq!(url("127.0.0.1:4931"), "http://localhost:4931");
+        assert_eq!(url("0.0.0.0:8080"), "http://localhost:8080");
+        assert_eq!(url("192.0.2.7:4805"), "http://192.0.2.7:4805");
+        let explicit = config(&[("CHECKOUT_BIND", "127.0.0.1:4931"), ("CHECKOUT_PUBLIC_URL", "https://pay.example")]);
+        assert_eq!(
+            explicit.map(|c| (c.public_url, c.public_url_follows_bind)).ok(),
+            Some(("https://pay.example".into(), false))
+        );
     }
 
     #[test]
