@@ -802,7 +802,16 @@ pub fn table(value: &Value) -> String {
             let body = items.iter().map(|item| columns.iter().map(|c| cell(item.get(c))).collect());
             std::iter::once(columns.clone()).chain(body).collect()
         }
-        Value::Object(fields) => fields.iter().map(|(k, v)| vec![k.clone(), cell(Some(v))]).collect(),
+        Value::Object(fields) => fields
+            .iter()
+            .flat_map(|(key, value)| match value {
+                // One level of nesting (config check's settings) reads better as dotted rows.
+                Value::Object(inner) => {
+                    inner.iter().map(|(k, v)| vec![format!("{key}.{k}"), cell(Some(v))]).collect::<Vec<_>>()
+                }
+                other => vec![vec![key.clone(), cell(Some(other))]],
+            })
+            .collect(),
         other => vec![vec![cell(Some(other))]],
     };
     let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
@@ -837,5 +846,6 @@ mod tests {
         let rows = json!([{"hint": "abcd", "id": "key_1", "revokedAt": null}, {"hint": "ef", "id": "key_22"}]);
         assert_eq!(table(&rows), "id      hint  revokedAt\nkey_1   abcd  -\nkey_22  ef    -\n");
         assert_eq!(table(&json!({"a": 1, "b": "x"})), "a  1\nb  x\n");
+        assert_eq!(table(&json!({"s": {"K": null}, "z": [1]})), "s.K  -\nz    [1]\n");
     }
 }

@@ -296,3 +296,14 @@ fn tempdir() -> TempDir {
     std::fs::create_dir_all(&dir).unwrap();
     TempDir(dir)
 }
+
+#[test]
+fn the_binary_links_no_system_libpq_or_openssl() {
+    // The release binary is checked the same way in CI; this one is built with the same features.
+    let ldd = Command::new("ldd").arg(BIN).output().expect("ldd");
+    let linked = String::from_utf8_lossy(&ldd.stdout);
+    assert!(ldd.status.success() && linked.contains("libc.so"), "{linked}");
+    for library in ["libpq", "libssl", "libcrypto"] {
+        assert!(!linked.contains(library), "{library} is linked:\n{linked}");
+    }
+}
