@@ -67,7 +67,7 @@ pub enum Format {
 #[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Configuration (flag or environment variable; .env is read too)")]
 pub struct Settings {
-    /// sqlite://<path> or postgres://user@host/db [default: sqlite://data/checkout.db]
+    /// sqlite://PATH or postgres://user@host/db [default: sqlite://data/checkout.db]
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     database_url: Option<String>,
     /// Connections per pool [default: 10]
@@ -76,7 +76,7 @@ pub struct Settings {
     /// Listen address, host:port [default: 127.0.0.1:4805]
     #[arg(long, global = true, env = "CHECKOUT_BIND", value_name = "HOST:PORT")]
     bind: Option<String>,
-    /// Base of every checkoutUrl [default: http://localhost:<port of CHECKOUT_BIND>]
+    /// Base of every checkoutUrl [default: http://localhost:PORT, PORT from CHECKOUT_BIND]
     #[arg(long, global = true, env = "CHECKOUT_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
     /// Trusted claim-verifying keys: kid:publicKey[,kid:publicKey…] (required in production)
