@@ -36,7 +36,8 @@ fn failure(output: &Output) -> (i32, Value) {
     (output.status.code().expect("an exit status"), error)
 }
 
-struct Killed(Child);
+/// A child process that is killed when dropped.
+pub struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -49,20 +50,16 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Starts the development server in `dir` on `bind` (no CHECKOUT_PUBLIC_URL) and returns it with
-/// its banner, read up to the last line.
-fn start_development(dir: &Path, bind: &str) -> (Killed, Vec<String>) {
-    let mut child = Killed(
-        Command::new(BIN)
-            .current_dir(dir)
-            .env_clear()
-            .env("CHECKOUT_BIND", bind)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+/// Starts the development server in `dir` with nothing but `vars` set and returns it with its
+/// banner, read up to the last line (the rest of stdout is read on the side, so the server never
+/// writes into a closed pipe).
+pub fn start_development(dir: &Path, vars: &[(&str, &str)]) -> (Killed, Vec<String>) {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).env_clear().env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let mut child = Killed(command.spawn().unwrap());
     let stdout = child.0.stdout.take().unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -97,7 +94,7 @@ fn paste(command: &str, vars: &[(&str, &str)]) -> String {
 fn the_banners_curl_works_as_pasted_on_the_first_and_on_later_starts() {
     let db = TestDb::new(Backend::Sqlite);
     let bind = format!("127.0.0.1:{}", free_port());
-    let (first, banner) = start_development(db.dir(), &bind);
+    let (first, banner) = start_development(db.dir(), &[("CHECKOUT_BIND", &bind)]);
     let key = banner.iter().find_map(|l| l.trim().strip_prefix("sk_test_")).map(|k| format!("sk_test_{k}")).unwrap();
     let curl = printed_curl(&banner);
     let port = bind.rsplit(':').next().unwrap();
@@ -112,7 +109,7 @@ fn the_banners_curl_works_as_pasted_on_the_first_and_on_later_starts() {
     assert!(again.to_ascii_lowercase().contains("idempotent-replayed: true"), "{again}");
     drop(first);
 
-    let (_later, banner) = start_development(db.dir(), &bind);
+    let (_later, banner) = start_development(db.dir(), &[("CHECKOUT_BIND", &bind)]);
     let curl = printed_curl(&banner);
     assert!(!curl.contains("sk_test_"), "the key is shown only once: {curl}");
     assert!(curl.contains("\"Authorization: Bearer $CHECKOUT_SECRET_KEY\""), "{curl}");
