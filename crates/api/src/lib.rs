@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{middleware, web, HttpResponse};
+use actix_web::{guard, middleware, web, HttpResponse};
 use domain::checkout::{CheckoutService, CheckoutUrls};
 use domain::order::Mode;
 use domain::ports::{Diagnostics, MerchantStore};
@@ -77,8 +77,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             cfg.service(
                 web::resource(format!("{prefix}/orders/{{order_id}}"))
                     .wrap(middleware::from_fn(ratelimit::authentication))
-                    .route(web::get().to(routes::orders::get))
-                    .default_service(only("GET")),
+                    .route(get().to(routes::orders::get))
+                    .default_service(only("GET, HEAD")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/orders/{{order_id}}/cancel"))
@@ -90,8 +90,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::resource(format!("{prefix}/webhook-endpoints"))
                     .wrap(middleware::from_fn(ratelimit::authentication))
                     .route(web::post().to(routes::webhook_endpoints::create))
-                    .route(web::get().to(routes::webhook_endpoints::list))
-                    .default_service(only("GET, POST")),
+                    .route(get().to(routes::webhook_endpoints::list))
+                    .default_service(only("GET, HEAD, POST")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}"))
@@ -101,13 +101,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             );
             cfg.service(
                 web::resource(format!("{prefix}/openapi.yaml"))
-                    .route(web::get().to(routes::openapi::yaml))
-                    .default_service(only("GET")),
+                    .route(get().to(routes::openapi::yaml))
+                    .default_service(only("GET, HEAD")),
             );
             cfg.service(
                 web::resource(format!("{prefix}/openapi.json"))
-                    .route(web::get().to(routes::openapi::json))
-                    .default_service(only("GET")),
+                    .route(get().to(routes::openapi::json))
+                    .default_service(only("GET, HEAD")),
             );
         }
         for (mode, base) in [(Mode::Hosted, "/c"), (Mode::Embedded, "/embed")] {
@@ -115,20 +115,26 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             cfg.service(
                 web::scope(base)
                     .app_data(mode)
-                    .route("/{token}", web::get().to(routes::checkout_page::view))
+                    .route("/{token}", get().to(routes::checkout_page::view))
                     .route("/{token}/pay", web::post().to(routes::checkout_page::pay))
                     .route("/{token}/cancel", web::post().to(routes::checkout_page::cancel)),
             );
         }
-        cfg.route("/healthz", web::get().to(routes::health::live));
-        cfg.route("/metrics", web::get().to(routes::health::metrics));
-        cfg.route("/readyz", web::get().to(routes::health::ready));
-        cfg.route("/assets/checkout.css", web::get().to(routes::assets::css));
-        cfg.route("/assets/checkout.js", web::get().to(routes::assets::js));
-        cfg.route("/assets/docs.js", web::get().to(routes::assets::docs_js));
-        cfg.route("/docs", web::get().to(routes::openapi::docs));
+        cfg.route("/healthz", get().to(routes::health::live));
+        cfg.route("/metrics", get().to(routes::health::metrics));
+        cfg.route("/readyz", get().to(routes::health::ready));
+        cfg.route("/assets/checkout.css", get().to(routes::assets::css));
+        cfg.route("/assets/checkout.js", get().to(routes::assets::js));
+        cfg.route("/assets/docs.js", get().to(routes::assets::docs_js));
+        cfg.route("/docs", get().to(routes::openapi::docs));
         cfg.default_service(web::to(not_found));
     }
+}
+
+/// A route for `GET` that answers `HEAD` too: the same handler, and the server sends the headers
+/// without the body.
+fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

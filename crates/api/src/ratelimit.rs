@@ -110,6 +110,14 @@ impl Default for LimitSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Networks(Vec<(IpAddr, u8)>);
 
+impl std::fmt::Display for Networks {
+    /// As configured: `10.0.0.0/8,192.0.2.1/32`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries: Vec<String> = self.0.iter().map(|(address, bits)| format!("{address}/{bits}")).collect();
+        f.write_str(&entries.join(","))
+    }
+}
+
 impl Networks {
     /// Parses a comma-separated list; names the first entry that is not an address or network.
     pub fn parse(text: &str) -> Result<Self, String> {

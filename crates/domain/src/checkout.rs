@@ -11,7 +11,7 @@ use sha2::Sha256;
 use crate::claim::{ClaimError, ClaimKeys};
 use crate::idempotency::{decide, Decision, Fingerprint, IdempotencyKey, StoredOutcome};
 use crate::ids::{MerchantId, OrderId, PaymentId};
-use crate::merchant::{authorize, AuthError, Caller};
+use crate::merchant::{authorize, authorize_at, AuthError, Caller};
 use crate::order::Mode;
 use crate::ports::MerchantStore;
 use crate::ports::{CheckoutStore, Clock, IdempotencyScope, NewCheckout, Redemption, StoreError};
@@ -299,7 +299,7 @@ impl CheckoutService {
         let now = self.clock.now();
         let stale_before = now - self.settings.idempotency_ttl;
         let found = self.store.lookup(&key.hash(), &request.idempotency_key, stale_before)?;
-        let caller = authorize(key, found.as_ref().map(|f| f.key.clone()))?;
+        let caller = authorize_at(key, found.as_ref().map(|f| f.key.clone()), now)?;
         if let Some(limit) = &self.limit {
             limit.admit(&caller).map_err(CheckoutError::RateLimited)?;
         }
@@ -487,6 +487,7 @@ mod tests {
                 merchant_id: merchant,
                 livemode: Livemode::Test,
                 revoked_at: None,
+                expires_at: None,
                 merchant_status: MerchantStatus::Active,
             },
             hash: key.hash(),

@@ -271,6 +271,11 @@ impl ClaimKeys {
         Self { max_lifetime_seconds: seconds, ..self }
     }
 
+    /// The longest claim lifetime accepted, in seconds.
+    pub fn max_lifetime_seconds(&self) -> i64 {
+        self.max_lifetime_seconds
+    }
+
     /// Trusts one more key.
     pub fn insert(&mut self, kid: impl Into<String>, key: VerifyingKey) {
         self.keys.insert(kid.into(), key);

@@ -247,4 +247,86 @@ impl WebhookService {
             Err(error) => AttemptEnd::Failed { status: None, error, retry_at: retry_at() },
         }
     }
+
+    /// Sends a signed sample event of `event_type` to one endpoint now, as a delivery would be
+    /// sent (same envelope, headers and signatures, through the same sender), for a developer
+    /// trying a receiver. The order in it is made up; nothing is stored and nothing is retried.
+    /// Returns what was sent, the answer (status, or why there was none) and how long it took.
+    pub fn send_test_event(
+        &self,
+        id: EndpointId,
+        event_type: EventType,
+    ) -> Result<(Due, Result<u16, String>, std::time::Duration), EndpointError> {
+        use crate::lifecycle::Checkout;
+        use crate::order::{AttemptOutcome, CancellationReason, OrderStatus, PaymentStatus, SessionStatus};
+        use crate::payment::DeclineCode;
+        use crate::session::{Attempt, CheckoutRecord};
+        let endpoint = self
+            .store
+            .endpoints(None)?
+            .into_iter()
+            .find(|e| e.id == id && e.status != EndpointStatus::Removed)
+            .ok_or(EndpointError::NotFound)?;
+        let now = self.clock.now();
+        let (order, payment, session) = match event_type {
+            EventType::OrderCreated => (OrderStatus::Pending, PaymentStatus::Pending, SessionStatus::Open),
+            EventType::OrderCompleted => (OrderStatus::Paid, PaymentStatus::Succeeded, SessionStatus::Complete),
+            EventType::OrderCancelled => (OrderStatus::Cancelled, PaymentStatus::Pending, SessionStatus::Cancelled),
+            EventType::OrderExpired => (OrderStatus::Expired, PaymentStatus::Pending, SessionStatus::Expired),
+            EventType::PaymentFailed => (OrderStatus::Pending, PaymentStatus::Failed, SessionStatus::Open),
+            EventType::PaymentRefunded => (OrderStatus::Cancelled, PaymentStatus::Refunded, SessionStatus::Cancelled),
+        };
+        let attempt = |outcome, decline_code, last4: &str| Attempt {
+            id: "pa_test_event".into(),
+            provider: "sandbox".into(),
+            outcome,
+            decline_code,
+            card_brand: "visa".into(),
+            card_last4: last4.into(),
+            created_at: now,
+        };
+        let amount = 5000;
+        let sample = CheckoutRecord {
+            order_id: crate::ids::OrderId::new(),
+            payment_id: crate::ids::PaymentId::new(),
+            merchant_id: endpoint.merchant_id,
+            merchant_name: String::new(),
+            merchant_active: true,
+            livemode: endpoint.livemode,
+            currency: crate::money::Currency::iso4217("usd").ok_or(EndpointError::NotFound)?,
+            amount_total: amount,
+            items: vec![crate::order::LineItem {
+                sku: "TEE-BLACK-M".into(),
+                name: "Drop tee (black, M) (test event)".into(),
+                quantity: 2,
+                unit_amount: amount / 2,
+                amount,
+            }],
+            mode: crate::order::Mode::Hosted,
+            success_url: String::new(),
+            cancel_url: String::new(),
+            state: Checkout {
+                order,
+                payment,
+                session,
+                expires_at: now + Duration::minutes(30),
+                failed_attempts: i32::from(payment == PaymentStatus::Failed),
+                cancellation: (order == OrderStatus::Cancelled).then_some(CancellationReason::RequestedByMerchant),
+            },
+            version: 0,
+            last_attempt: match payment {
+                PaymentStatus::Succeeded => Some(attempt(AttemptOutcome::Succeeded, None, "4242")),
+                PaymentStatus::Failed => Some(attempt(AttemptOutcome::Failed, Some(DeclineCode::CardDeclined), "0002")),
+                PaymentStatus::Refunded => Some(attempt(AttemptOutcome::Refunded, None, "4242")),
+                _ => None,
+            },
+            created_at: now,
+            updated_at: now,
+        };
+        let event = sample.event(event_type, now);
+        let due = Due { event_id: event.id, endpoint, payload: event.payload, event_created_at: now, failures: 0 };
+        let started = std::time::Instant::now();
+        let answer = self.sender.send(&due.endpoint.url, &self.headers(&due, self.clock.now()), &due.payload);
+        Ok((due, answer, started.elapsed()))
+    }
 }

@@ -87,8 +87,19 @@ pub struct ApiKeyRecord {
     pub livemode: Livemode,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops working (a rolled key), if it does.
+    pub expires_at: Option<DateTime<Utc>>,
     /// The owning merchant's status.
     pub merchant_status: MerchantStatus,
+}
+
+impl ApiKeyRecord {
+    /// Whether the key may act at `now`: not revoked, not past a roll's expiry, merchant active.
+    pub fn usable_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none()
+            && self.expires_at.is_none_or(|at| at > now)
+            && self.merchant_status == MerchantStatus::Active
+    }
 }
 
 /// A merchant's key as listed to the operator: never the secret.
@@ -109,6 +120,12 @@ pub struct ApiKeySummary {
     /// When it was revoked, if it was.
     #[serde(serialize_with = "crate::checkout::serialize_optional_time")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops working because it was rolled, if it was.
+    #[serde(serialize_with = "crate::checkout::serialize_optional_time")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it last authenticated a request, as recorded (in batches, so up to a minute late).
+    #[serde(serialize_with = "crate::checkout::serialize_optional_time")]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// The authenticated caller of a merchant endpoint.
@@ -166,8 +183,18 @@ pub fn parse_bearer(header: Option<&str>) -> Result<ApiKeySecret, AuthError> {
     })
 }
 
-/// Decides whether the key found for a presented secret may act.
+/// Decides whether the key found for a presented secret may act now.
 pub fn authorize(presented: &ApiKeySecret, found: Option<ApiKeyRecord>) -> Result<Caller, AuthError> {
+    authorize_at(presented, found, Utc::now())
+}
+
+/// Decides whether the key found for a presented secret may act at `now`. A rolled key past its
+/// expiry is refused like a revoked one.
+pub fn authorize_at(
+    presented: &ApiKeySecret,
+    found: Option<ApiKeyRecord>,
+    now: DateTime<Utc>,
+) -> Result<Caller, AuthError> {
     let record = found.ok_or(AuthError::Unauthenticated("Invalid secret key"))?;
     if record.livemode != presented.livemode() {
         // The hash matched, so this cannot happen unless storage was edited; fail closed.
@@ -175,6 +202,9 @@ pub fn authorize(presented: &ApiKeySecret, found: Option<ApiKeyRecord>) -> Resul
     }
     if record.revoked_at.is_some() {
         return Err(AuthError::Forbidden("This secret key has been revoked"));
+    }
+    if record.expires_at.is_some_and(|at| at <= now) {
+        return Err(AuthError::Forbidden("This secret key has expired: it was rolled; use the key that replaced it"));
     }
     if record.merchant_status != MerchantStatus::Active {
         return Err(AuthError::Forbidden("This merchant account is suspended"));
@@ -192,6 +222,7 @@ mod tests {
             merchant_id: MerchantId::new(),
             livemode: key.livemode(),
             revoked_at: None,
+            expires_at: None,
             merchant_status: MerchantStatus::Active,
         }
     }
@@ -232,5 +263,16 @@ mod tests {
 
         let caller = authorize(&key, Some(record(&key)));
         assert_eq!(caller.map(|c| c.livemode), Ok(Livemode::Live));
+    }
+
+    #[test]
+    fn a_rolled_key_works_until_its_expiry_then_is_forbidden() {
+        let key = ApiKeySecret::generate(Livemode::Test);
+        let now = Utc::now();
+        let mut rolled = record(&key);
+        rolled.expires_at = Some(now + chrono::Duration::hours(1));
+        assert!(authorize_at(&key, Some(rolled.clone()), now).is_ok());
+        let later = now + chrono::Duration::hours(1);
+        assert!(matches!(authorize_at(&key, Some(rolled), later), Err(AuthError::Forbidden(_))));
     }
 }

@@ -146,6 +146,27 @@ pub trait MerchantStore: Send + Sync {
 
     /// How many merchants exist (zero on a new database).
     fn count_merchants(&self) -> Result<i64, StoreError>;
+
+    /// Every merchant, oldest first.
+    fn list_merchants(&self) -> Result<Vec<Merchant>, StoreError>;
+
+    /// Keys (never their secrets), oldest first: of one merchant, or of all.
+    fn list_api_keys(&self, merchant: Option<MerchantId>) -> Result<Vec<ApiKeySummary>, StoreError>;
+
+    /// In one transaction: stores `new` (its hash only) and makes the unrevoked key `old` expire at
+    /// `old_expires_at` (an earlier expiry it already has stays). `None` if `old` is no such
+    /// unrevoked key (nothing is written then).
+    fn roll_api_key(
+        &self,
+        old: ApiKeyId,
+        old_expires_at: DateTime<Utc>,
+        new: &ApiKeySummary,
+        hash: &SecretHash,
+    ) -> Result<Option<ApiKeySummary>, StoreError>;
+
+    /// Records when keys were last used (a later time recorded before is kept); returns how many
+    /// keys changed.
+    fn record_key_use(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<usize, StoreError>;
 }
 
 /// Connections of one pool, for metrics.

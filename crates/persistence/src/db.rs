@@ -91,6 +91,19 @@ impl<C: R2D2Connection + Send + 'static> ManageConnection for Checked<C> {
     }
 }
 
+/// Where the pools' own connection errors go: to the debug log only. r2d2 would log every retry
+/// of every connection as an error (dozens of multi-line messages while PostgreSQL is down, before
+/// the one that matters); whoever needed the connection reports the failure once instead: start-up
+/// as one line, a request as its 503 with the cause, `/readyz` as not ready.
+#[derive(Debug, Clone, Copy)]
+struct PoolErrorsToDebug;
+
+impl<E: std::fmt::Display> r2d2::HandleError<E> for PoolErrorsToDebug {
+    fn handle_error(&self, error: E) {
+        log::debug!("database pool: {error}");
+    }
+}
+
 /// A database URL with any password replaced, fit for logs and `Debug`.
 pub fn redacted_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -289,6 +302,7 @@ impl Database {
             let pool = Pool::builder()
                 .max_size(options.pool_size)
                 .connection_timeout(options.lock_wait)
+                .error_handler(Box::new(PoolErrorsToDebug))
                 .connection_customizer(Box::new(settings))
                 .build(Checked { inner: ConnectionManager::<SqliteConnection>::new(path) })?;
             Ok(Database::Sqlite { pool, writer: SqliteWriter::start(path, settings, options.lock_wait)? })
@@ -296,6 +310,7 @@ impl Database {
             let pool = Pool::builder()
                 .max_size(options.pool_size)
                 .connection_timeout(options.lock_wait)
+                .error_handler(Box::new(PoolErrorsToDebug))
                 .connection_customizer(Box::new(PgSettings { lock_timeout_ms: wait }))
                 .build(Checked { inner: ConnectionManager::<PgConnection>::new(&options.url) })?;
             Ok(Database::Postgres(pool))

@@ -16,6 +16,10 @@ mod webhook;
 pub use checkout::CheckoutRepository;
 pub use db::{redacted_url, Database, DbOptions};
 pub use error::RepoError;
-pub use merchant::MerchantRepository;
+pub use merchant::{KeyUsage, MerchantRepository};
 pub use session::SessionRepository;
 pub use webhook::WebhookRepository;
+
+/// Whether this build's libpq speaks TLS to PostgreSQL (the `postgres-tls` feature, which links
+/// OpenSSL); the default build bundles libpq without it, so it needs no system library.
+pub const POSTGRES_TLS: bool = cfg!(feature = "postgres-tls");

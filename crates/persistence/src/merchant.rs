@@ -1,5 +1,8 @@
 //! The merchant aggregate: merchants and their secret keys (stored as hashes).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
@@ -16,12 +19,52 @@ use crate::schema::{api_keys, merchants};
 #[derive(Debug, Clone)]
 pub struct MerchantRepository {
     db: Database,
+    usage: Option<Arc<KeyUsage>>,
 }
 
 impl MerchantRepository {
     /// A repository over `db`.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, usage: None }
+    }
+
+    /// A repository that notes in `usage` each usable key it finds by its secret.
+    pub fn noting_use(db: Database, usage: Arc<KeyUsage>) -> Self {
+        Self { db, usage: Some(usage) }
+    }
+}
+
+/// When each key was last found usable, kept in memory: a request costs no write, and
+/// [`KeyUsage::flush`] writes what was seen in one transaction (each replica, every sweep).
+#[derive(Debug, Default)]
+pub struct KeyUsage {
+    seen: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
+}
+
+impl KeyUsage {
+    /// Notes that `key` authenticated a request at `now`, if it may act.
+    pub fn note(&self, key: &ApiKeyRecord, now: DateTime<Utc>) {
+        if key.usable_at(now) {
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.insert(key.id, now);
+            }
+        }
+    }
+
+    /// Writes the uses noted since the last flush; returns how many keys changed. Uses that
+    /// could not be written are kept for the next flush.
+    pub fn flush(&self, store: &dyn MerchantStore) -> Result<usize, StoreError> {
+        let uses: Vec<(ApiKeyId, DateTime<Utc>)> = match self.seen.lock() {
+            Ok(mut seen) => seen.drain().collect(),
+            Err(_) => return Ok(0),
+        };
+        store.record_key_use(&uses).inspect_err(|_| {
+            if let Ok(mut seen) = self.seen.lock() {
+                for (id, at) in &uses {
+                    seen.entry(*id).or_insert(*at);
+                }
+            }
+        })
     }
 }
 
@@ -38,6 +81,7 @@ pub(crate) struct KeyRecordRow {
     merchant_id: String,
     livemode: bool,
     revoked_at: Option<NaiveDateTime>,
+    expires_at: Option<NaiveDateTime>,
     #[diesel(select_expression = merchants::status)]
     merchant_status: String,
 }
@@ -49,6 +93,7 @@ impl KeyRecordRow {
             merchant_id: parse(&self.merchant_id)?,
             livemode: Livemode::from_live(self.livemode),
             revoked_at: self.revoked_at.map(|t| t.and_utc()),
+            expires_at: self.expires_at.map(|t| t.and_utc()),
             merchant_status: MerchantStatus::from_stored(&self.merchant_status),
         })
     }
@@ -65,6 +110,8 @@ struct KeyRow {
     hint: String,
     created_at: NaiveDateTime,
     revoked_at: Option<NaiveDateTime>,
+    expires_at: Option<NaiveDateTime>,
+    last_used_at: Option<NaiveDateTime>,
 }
 
 impl KeyRow {
@@ -76,7 +123,68 @@ impl KeyRow {
             hint: self.hint,
             created_at: self.created_at.and_utc(),
             revoked_at: self.revoked_at.map(|t| t.and_utc()),
+            expires_at: self.expires_at.map(|t| t.and_utc()),
+            last_used_at: self.last_used_at.map(|t| t.and_utc()),
         })
+    }
+}
+
+/// A merchant as listed to the operator.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = merchants)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+struct MerchantRow {
+    id: String,
+    name: String,
+    status: String,
+    created_at: NaiveDateTime,
+}
+
+impl MerchantRow {
+    fn into_merchant(self) -> Result<Merchant, RepoError> {
+        Ok(Merchant {
+            id: parse(&self.id)?,
+            name: self.name,
+            status: MerchantStatus::from_stored(&self.status),
+            created_at: self.created_at.and_utc(),
+        })
+    }
+}
+
+/// A new key (its hash only).
+#[derive(Insertable)]
+#[diesel(table_name = api_keys)]
+struct NewKeyRow<'a> {
+    id: String,
+    merchant_id: String,
+    livemode: bool,
+    secret_hash: &'a str,
+    hint: &'a str,
+    created_at: NaiveDateTime,
+}
+
+impl<'a> NewKeyRow<'a> {
+    fn of(key: &'a ApiKeySummary, hash: &'a SecretHash) -> Self {
+        Self {
+            id: key.id.to_string(),
+            merchant_id: key.merchant_id.to_string(),
+            livemode: key.livemode.is_live(),
+            secret_hash: hash.as_str(),
+            hint: &key.hint,
+            created_at: key.created_at.naive_utc(),
+        }
+    }
+}
+
+/// Why a roll wrote nothing.
+enum RollEnd {
+    NoSuchKey,
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for RollEnd {
+    fn from(error: diesel::result::Error) -> Self {
+        RollEnd::Db(error)
     }
 }
 
@@ -89,7 +197,11 @@ impl MerchantStore for MerchantRepository {
             .first(conn)
             .optional()
             .map_err(RepoError::from)?);
-        Ok(row.map(KeyRecordRow::into_record).transpose()?)
+        let record = row.map(KeyRecordRow::into_record).transpose()?;
+        if let (Some(usage), Some(record)) = (&self.usage, &record) {
+            usage.note(record, Utc::now());
+        }
+        Ok(record)
     }
 
     fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {
@@ -117,14 +229,7 @@ impl MerchantStore for MerchantRepository {
 
     fn create_api_key(&self, key: &ApiKeySummary, hash: &SecretHash) -> Result<bool, StoreError> {
         let inserted = with_conn!(&self.db, |conn| diesel::insert_into(api_keys::table)
-            .values((
-                api_keys::id.eq(key.id.to_string()),
-                api_keys::merchant_id.eq(key.merchant_id.to_string()),
-                api_keys::livemode.eq(key.livemode.is_live()),
-                api_keys::secret_hash.eq(hash.as_str()),
-                api_keys::hint.eq(&key.hint),
-                api_keys::created_at.eq(key.created_at.naive_utc()),
-            ))
+            .values(NewKeyRow::of(key, hash))
             .execute(conn));
         match inserted {
             Ok(_) => Ok(true),
@@ -153,5 +258,74 @@ impl MerchantStore for MerchantRepository {
 
     fn count_merchants(&self) -> Result<i64, StoreError> {
         Ok(with_conn!(&self.db, |conn| merchants::table.count().get_result::<i64>(conn).map_err(RepoError::from)?))
+    }
+
+    fn list_merchants(&self) -> Result<Vec<Merchant>, StoreError> {
+        let rows = with_conn!(&self.db, |conn| merchants::table
+            .order((merchants::created_at, merchants::id))
+            .select(MerchantRow::as_select())
+            .load(conn)
+            .map_err(RepoError::from)?);
+        Ok(rows.into_iter().map(MerchantRow::into_merchant).collect::<Result<_, _>>()?)
+    }
+
+    fn list_api_keys(&self, merchant: Option<MerchantId>) -> Result<Vec<ApiKeySummary>, StoreError> {
+        let rows = with_conn!(&self.db, |conn| {
+            let mut query = api_keys::table.order((api_keys::created_at, api_keys::id)).into_boxed();
+            if let Some(merchant) = merchant {
+                query = query.filter(api_keys::merchant_id.eq(merchant.to_string()));
+            }
+            query.select(KeyRow::as_select()).load(conn).map_err(RepoError::from)?
+        });
+        Ok(rows.into_iter().map(KeyRow::into_summary).collect::<Result<_, _>>()?)
+    }
+
+    fn roll_api_key(
+        &self,
+        old: ApiKeyId,
+        old_expires_at: DateTime<Utc>,
+        new: &ApiKeySummary,
+        hash: &SecretHash,
+    ) -> Result<Option<ApiKeySummary>, StoreError> {
+        let until = old_expires_at.naive_utc();
+        let rolled = with_conn!(&self.db, |conn| conn.transaction(|conn| {
+            let unrevoked = api_keys::table.find(old.to_string()).filter(api_keys::revoked_at.is_null());
+            let found =
+                unrevoked.clone().select(KeyRow::as_select()).first(conn).optional()?.ok_or(RollEnd::NoSuchKey)?;
+            // An earlier expiry (from an earlier roll) stays.
+            if found.expires_at.is_none_or(|at| at > until) {
+                diesel::update(unrevoked).set(api_keys::expires_at.eq(until)).execute(conn)?;
+            }
+            diesel::insert_into(api_keys::table).values(NewKeyRow::of(new, hash)).execute(conn)?;
+            Ok(api_keys::table.find(old.to_string()).select(KeyRow::as_select()).first(conn)?)
+        }));
+        match rolled {
+            Ok(row) => Ok(Some(row.into_summary()?)),
+            Err(RollEnd::NoSuchKey) => Ok(None),
+            Err(RollEnd::Db(e)) => Err(RepoError::from(e).into()),
+        }
+    }
+
+    fn record_key_use(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<usize, StoreError> {
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        let changed = with_conn!(&self.db, |conn| conn
+            .transaction(|conn| {
+                let mut changed = 0;
+                for (id, at) in uses {
+                    let at = at.naive_utc();
+                    changed += diesel::update(
+                        api_keys::table
+                            .find(id.to_string())
+                            .filter(api_keys::last_used_at.is_null().or(api_keys::last_used_at.lt(at))),
+                    )
+                    .set(api_keys::last_used_at.eq(at))
+                    .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(changed)
+            })
+            .map_err(RepoError::from)?);
+        Ok(changed)
     }
 }

@@ -19,6 +19,8 @@ diesel::table! {
         hint -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
     }
 }
 

@@ -1,5 +1,7 @@
-//! Configuration from the environment (and `.env`), checked once at start-up.
+//! Configuration from the environment (and `.env`), checked once at start-up: every problem is
+//! found here, before anything is created, bound or migrated.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use domain::claim::{ClaimKeyError, ClaimKeys};
@@ -23,8 +25,10 @@ pub struct Config {
     pub pool_size: u32,
     /// `CHECKOUT_BIND`
     pub bind: String,
-    /// `CHECKOUT_PUBLIC_URL`
+    /// `CHECKOUT_PUBLIC_URL`, or (unset) `http://localhost:<port>` of the bound address
     pub public_url: String,
+    /// Whether `public_url` was derived from `CHECKOUT_BIND` (so it follows the port really bound).
+    pub public_url_follows_bind: bool,
     /// `CHECKOUT_CLAIM_KEYS`, refusing claims that live longer than
     /// `CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS` (default 3600)
     pub claim_keys: ClaimKeys,
@@ -179,20 +183,38 @@ impl Config {
         let on = |production: u32| if environment == Environment::Production { production } else { 0 };
         let rate_limit: u32 = number(&get, "CHECKOUT_RATE_LIMIT_PER_SECOND", on(DEFAULT_MERCHANT_RATE), &mut problems);
         let rate_burst: u32 = number(&get, "CHECKOUT_RATE_LIMIT_BURST", rate_limit.saturating_mul(2), &mut problems);
-        let public_url = get("CHECKOUT_PUBLIC_URL").unwrap_or_else(|| "http://localhost:4805".into());
-        let lower = public_url.to_ascii_lowercase();
-        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-            problems.push(format!("CHECKOUT_PUBLIC_URL must be an http(s) URL, not {public_url:?}"));
+        let bind = get("CHECKOUT_BIND").unwrap_or_else(|| "127.0.0.1:4805".into());
+        let bound = match bind.to_socket_addrs().map(|mut all| all.next()) {
+            Ok(Some(address)) => Some(address),
+            _ => {
+                problems.push(format!("CHECKOUT_BIND must be host:port (e.g. 127.0.0.1:4805), not {bind:?}"));
+                None
+            }
+        };
+        let public_url_follows_bind = get("CHECKOUT_PUBLIC_URL").is_none();
+        let public_url = match get("CHECKOUT_PUBLIC_URL") {
+            Some(url) => url,
+            None => bound.map_or_else(|| "http://localhost:4805".into(), public_url_of),
+        };
+        if let Err(why) = check_public_url(&public_url) {
+            problems.push(format!("CHECKOUT_PUBLIC_URL must be {why}, not {public_url:?}"));
         }
+        let lower = public_url.to_ascii_lowercase();
         let token_secret = get("CHECKOUT_TOKEN_SECRET").map(Secret::new);
         if token_secret.as_ref().is_some_and(|s| s.expose().len() < MIN_TOKEN_SECRET_LEN) {
             problems.push(format!("CHECKOUT_TOKEN_SECRET must be at least {MIN_TOKEN_SECRET_LEN} characters"));
         }
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/checkout.db".into());
+        if let Err(why) = check_database_url(&database_url) {
+            let shown = persistence::redacted_url(&database_url);
+            problems.push(format!("DATABASE_URL {why}, not {shown:?}"));
+        }
         let config = Config {
-            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/checkout.db".into()),
+            database_url,
             pool_size: number(&get, "DATABASE_POOL_SIZE", 10, &mut problems),
-            bind: get("CHECKOUT_BIND").unwrap_or_else(|| "127.0.0.1:4805".into()),
+            bind,
             public_url,
+            public_url_follows_bind,
             claim_keys,
             session_ttl: Duration::from_secs(session_ttl),
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
@@ -245,7 +267,7 @@ impl Config {
                 problems.push("CHECKOUT_CLAIM_KEYS is required in production (kid:publicKey pairs)".into());
             }
             if !lower.starts_with("https://") {
-                problems.push("CHECKOUT_PUBLIC_URL must be https in production".into());
+                problems.push(format!("CHECKOUT_PUBLIC_URL must be https in production, not {:?}", config.public_url));
             }
             if config.webhooks_allow_internal {
                 problems.push("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL may not be true in production (SSRF)".into());
@@ -255,6 +277,12 @@ impl Config {
                     "CHECKOUT_TOKEN_SECRET is required in production (at least {MIN_TOKEN_SECRET_LEN} random characters)"
                 ));
             }
+            problems.extend(development_claim_keys(
+                &get("CHECKOUT_CLAIM_KEYS").unwrap_or_default(),
+                &config.dev_secrets_file,
+            ));
+        } else if let Err(error) = crate::dev::DevSecrets::read(&config.dev_secrets_file) {
+            problems.push(format!("CHECKOUT_DEV_SECRETS_FILE: {error}"));
         }
         if problems.is_empty() {
             Ok(config)
@@ -262,6 +290,125 @@ impl Config {
             Err(ConfigError(problems))
         }
     }
+}
+
+impl Config {
+    /// The effective configuration, by variable, as `config check` prints it: secrets redacted,
+    /// defaults filled in.
+    pub fn describe(&self) -> serde_json::Value {
+        let secret = match &self.token_secret {
+            Some(_) => "[redacted]".to_owned(),
+            None => format!("(development: generated into {})", self.dev_secrets_file),
+        };
+        let kids: Vec<&str> = self.claim_keys.kids().collect();
+        serde_json::json!({
+            "status": "ok",
+            "environment": match self.environment {
+                Environment::Development => "development",
+                Environment::Production => "production",
+            },
+            "settings": {
+                "DATABASE_URL": persistence::redacted_url(&self.database_url),
+                "DATABASE_POOL_SIZE": self.pool_size,
+                "CHECKOUT_BIND": self.bind,
+                "CHECKOUT_PUBLIC_URL": self.public_url,
+                "CHECKOUT_CLAIM_KEYS": kids,
+                "CHECKOUT_TOKEN_SECRET": secret,
+                "CHECKOUT_SESSION_TTL_SECONDS": self.session_ttl.as_secs(),
+                "CHECKOUT_IDEMPOTENCY_TTL_SECONDS": self.idempotency_ttl.as_secs(),
+                "CHECKOUT_IDEMPOTENCY_WAIT_MS": self.idempotency_wait.as_millis() as u64,
+                "CHECKOUT_WEBHOOK_POLL_MS": self.webhook_poll.as_millis() as u64,
+                "CHECKOUT_WEBHOOK_TIMEOUT_SECONDS": self.webhook_timeout.as_secs(),
+                "CHECKOUT_PAY_ATTEMPTS_MAX": self.pay_attempts_max,
+                "CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS": self.claim_keys.max_lifetime_seconds(),
+                "CHECKOUT_WEBHOOKS_ALLOW_INTERNAL": self.webhooks_allow_internal,
+                "CHECKOUT_SWEEP_INTERVAL_SECONDS": self.sweep_interval.as_secs(),
+                "CHECKOUT_DEV_SECRETS_FILE": self.dev_secrets_file,
+                "CHECKOUT_WORKERS": self.workers,
+                "CHECKOUT_RATE_LIMIT_PER_SECOND": self.rate_limit,
+                "CHECKOUT_RATE_LIMIT_BURST": self.rate_burst,
+                "CHECKOUT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE": self.auth_failure_limit.0,
+                "CHECKOUT_RATE_LIMIT_AUTH_FAILURES_BURST": self.auth_failure_limit.1,
+                "CHECKOUT_RATE_LIMIT_PAGE_POSTS_PER_MINUTE": self.page_post_limit.0,
+                "CHECKOUT_RATE_LIMIT_PAGE_POSTS_BURST": self.page_post_limit.1,
+                "CHECKOUT_TRUSTED_PROXIES": self.trusted_proxies.to_string(),
+                "CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS": self.shutdown_timeout.as_secs(),
+            },
+        })
+    }
+}
+
+/// The public URL of a bound address when `CHECKOUT_PUBLIC_URL` is unset: `localhost` for a
+/// loopback or all-interfaces address (as the contract's local server), the address otherwise.
+pub fn public_url_of(address: SocketAddr) -> String {
+    let ip = address.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://localhost:{}", address.port())
+    } else {
+        format!("http://{address}")
+    }
+}
+
+/// What a public URL must be, if `url` is not: an absolute http(s) URL with a host, and nothing
+/// that would make every page URL odd (credentials, a query, a fragment).
+fn check_public_url(url: &str) -> Result<(), &'static str> {
+    const WANTED: &str = "an absolute http(s) URL with a host (e.g. https://checkout.example.com)";
+    let parsed = url::Url::parse(url).map_err(|_| WANTED)?;
+    // The URL standard reads `https:///x` as host `x`; whoever wrote it meant no such host.
+    let authority = url.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none_or(str::is_empty)
+        || authority.is_empty()
+    {
+        return Err(WANTED);
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("a URL without credentials");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("a URL without a query or fragment");
+    }
+    Ok(())
+}
+
+/// Whether this binary can open `url`: a known scheme, and no TLS demanded of a libpq built
+/// without it.
+fn check_database_url(url: &str) -> Result<(), String> {
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !(postgres || url.starts_with("sqlite://") || url.starts_with("sqlite:")) {
+        return Err("must start with sqlite:// or postgres://".into());
+    }
+    let demands_tls = ["sslmode=require", "sslmode=verify-ca", "sslmode=verify-full"].iter().any(|m| url.contains(m));
+    if postgres && demands_tls && !persistence::POSTGRES_TLS {
+        return Err("asks for TLS (sslmode), but this build's libpq has none: build with \
+                    `--features postgres-tls` (needs OpenSSL's headers) or drop sslmode"
+            .into());
+    }
+    Ok(())
+}
+
+/// Production problems with `CHECKOUT_CLAIM_KEYS`: a development key trusted by production would
+/// let anyone with the development secrets file (or its well-known kid) mint claims.
+fn development_claim_keys(list: &str, dev_secrets_file: &str) -> Vec<String> {
+    let dev_public = crate::dev::DevSecrets::read(dev_secrets_file)
+        .ok()
+        .flatten()
+        .and_then(|dev| dev.claim_signer())
+        .map(|signer| signer.public_key());
+    let mut problems = Vec::new();
+    for (kid, public) in list.split(',').filter_map(|entry| entry.trim().split_once(':')) {
+        if kid == crate::dev::DEV_KID {
+            problems.push(format!(
+                "CHECKOUT_CLAIM_KEYS may not trust kid {kid:?} in production: it names the development claim key"
+            ));
+        } else if dev_public.as_deref() == Some(public.trim()) {
+            problems.push(format!(
+                "CHECKOUT_CLAIM_KEYS entry {kid:?} is the development claim key of {dev_secrets_file}: \
+                 production may not trust it"
+            ));
+        }
+    }
+    problems
 }
 
 #[cfg(test)]
@@ -360,6 +507,39 @@ mod tests {
                 .unwrap_or_default();
         assert!(error.contains("CHECKOUT_RATE_LIMIT_PAGE_POSTS_BURST"), "{error}");
         assert!(error.contains("CHECKOUT_TRUSTED_PROXIES"), "{error}");
+    }
+
+    #[test]
+    fn a_public_url_needs_a_host_and_nothing_odd() {
+        for wrong in [
+            "https://",
+            "https:///checkout",
+            "https://:443",
+            "ftp://x.example",
+            "checkout.example",
+            "https://u:p@x.example",
+            "https://x.example/?a=1",
+        ] {
+            assert!(check_public_url(wrong).is_err(), "{wrong}");
+        }
+        for right in
+            ["https://checkout.example", "http://localhost:4805", "https://x.example/base/", "http://[::1]:8080"]
+        {
+            assert_eq!(check_public_url(right), Ok(()), "{right}");
+        }
+    }
+
+    #[test]
+    fn the_default_public_url_follows_the_bound_address() {
+        let url = |bind| config(&[("CHECKOUT_BIND", bind)]).map(|c| c.public_url).unwrap_or_default();
+        assert_eq!(url("127.0.0.1:4931"), "http://localhost:4931");
+        assert_eq!(url("0.0.0.0:8080"), "http://localhost:8080");
+        assert_eq!(url("192.0.2.7:4805"), "http://192.0.2.7:4805");
+        let explicit = config(&[("CHECKOUT_BIND", "127.0.0.1:4931"), ("CHECKOUT_PUBLIC_URL", "https://pay.example")]);
+        assert_eq!(
+            explicit.map(|c| (c.public_url, c.public_url_follows_bind)).ok(),
+            Some(("https://pay.example".into(), false))
+        );
     }
 
     #[test]

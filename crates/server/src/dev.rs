@@ -37,18 +37,25 @@ impl std::fmt::Debug for DevSecrets {
 impl DevSecrets {
     /// Reads the file, or makes and writes fresh secrets.
     pub fn load_or_create(path: &str) -> std::io::Result<Self> {
+        if let Some(secrets) = Self::read(path)? {
+            return Ok(secrets);
+        }
+        let secrets = DevSecrets {
+            token_secret: random_token().expose().to_owned(),
+            claim_private_key: ClaimSigner::generate().private_key().expose().to_owned(),
+            demo_merchant_id: None,
+        };
+        secrets.save(path)?;
+        Ok(secrets)
+    }
+
+    /// Reads the file if there is one, creating nothing.
+    pub fn read(path: &str) -> std::io::Result<Option<Self>> {
         match fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text)
+                .map(Some)
                 .map_err(|e| std::io::Error::other(format!("{path} is not a development secrets file: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secrets = DevSecrets {
-                    token_secret: random_token().expose().to_owned(),
-                    claim_private_key: ClaimSigner::generate().private_key().expose().to_owned(),
-                    demo_merchant_id: None,
-                };
-                secrets.save(path)?;
-                Ok(secrets)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -85,7 +92,9 @@ pub fn demo_claim(signer: &ClaimSigner, merchant: MerchantId) -> String {
     signer.sign(&ClaimPayload { sub: "cus_demo".into(), ..ClaimPayload::new(merchant, items, Utc::now(), 900) })
 }
 
-/// A `curl` that creates a checkout with `claim`.
+/// A `curl` that creates a checkout with `claim` and shows the answer's headers (`-i`), so a second
+/// run shows `Idempotent-Replayed: true`. The key sits in double quotes: `$CHECKOUT_SECRET_KEY`
+/// expands there, and a real key has no character the shell would touch.
 pub fn demo_curl(public_url: &str, secret_key: &str, claim: &str) -> String {
     let body = serde_json::json!({
         "checkoutClaim": claim,
@@ -95,7 +104,7 @@ pub fn demo_curl(public_url: &str, secret_key: &str, claim: &str) -> String {
         "idempotencyKey": format!("demo-{}", &random_token().expose()[..12]),
     });
     format!(
-        "curl -sS -X POST {}/checkout \\\n  -H 'Authorization: Bearer {secret_key}' \\\n  -H 'Content-Type: application/json' \\\n  -d '{body}'",
+        "curl -i -sS -X POST {}/checkout \\\n  -H \"Authorization: Bearer {secret_key}\" \\\n  -H 'Content-Type: application/json' \\\n  -d '{body}'",
         public_url.trim_end_matches('/')
     )
 }

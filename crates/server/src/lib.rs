@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod startup;
+pub mod usage;
 
 use domain::ports::MerchantStore;
 use persistence::{Database, MerchantRepository};
@@ -13,8 +14,9 @@ use crate::config::Config;
 use crate::dev::{demo_claim, demo_curl, DevSecrets};
 
 /// In development: on an empty database, makes a demo merchant and test key; prints a request that
-/// works (with the key, the first time; with a placeholder for it afterwards).
-pub fn development_banner(config: &Config, database: &Database) -> Result<String, String> {
+/// works as pasted (with the key the first time; afterwards with `$CHECKOUT_SECRET_KEY`, which the
+/// shell expands inside the double quotes), against `public_url`, where the server really listens.
+pub fn development_banner(config: &Config, database: &Database, public_url: &str) -> Result<String, String> {
     let store = MerchantRepository::new(database.clone());
     let mut dev = DevSecrets::load_or_create(&config.dev_secrets_file).map_err(|e| e.to_string())?;
     let signer = dev.claim_signer().ok_or("the development claim key is unreadable")?;
@@ -32,7 +34,7 @@ pub fn development_banner(config: &Config, database: &Database) -> Result<String
             None => return Ok("Development mode. Create a merchant and key with `checkout-server merchant create` and `checkout-server key create`.".into()),
         }
     };
-    let curl = demo_curl(&config.public_url, &secret, &demo_claim(&signer, merchant));
+    let curl = demo_curl(public_url, &secret, &demo_claim(&signer, merchant));
     let mut text = String::from("Development mode (never use it for real payments).\n");
     if fresh {
         text.push_str(&format!(
@@ -40,11 +42,13 @@ pub fn development_banner(config: &Config, database: &Database) -> Result<String
         ));
     } else {
         text.push_str(&format!(
-            "Demo merchant {merchant}: set CHECKOUT_SECRET_KEY to the test key printed at its creation.\n"
+            "Demo merchant {merchant}: set CHECKOUT_SECRET_KEY to the test key printed at its creation \
+             (lost it? `checkout-server key create --merchant {merchant}` makes another).\n"
         ));
     }
     text.push_str(&format!(
-        "Create a checkout (the claim inside is fresh and valid for 15 minutes):\n\n{curl}\n\n\
+        "Create a checkout (the claim inside is fresh and valid for 15 minutes; run it twice to see \
+         `Idempotent-Replayed: true`):\n\n{curl}\n\n\
          More claims: checkout-server claim issue --merchant {merchant} --item sku=TEE-1,name=Tee,quantity=1,unitAmount=2500\n"
     ));
     Ok(text)

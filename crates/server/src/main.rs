@@ -2,47 +2,57 @@
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
-use server::cli::{self, Cli, Command};
-use server::config::{Config, Environment};
+use server::cli::{self, Cli, CliError, Command, Format, Settings};
+use server::config::Environment;
 use server::startup::Application;
 
 fn main() -> ExitCode {
     // A missing .env is normal; the environment alone is enough.
     let _ = dotenvy::dotenv();
-    init_logging();
-    let args = Cli::parse();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("checkout-server: {error}");
-            return ExitCode::FAILURE;
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        Err(help) if matches!(help.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = help.print();
+            return ExitCode::SUCCESS;
         }
+        Err(error) => return fail(&CliError::usage(error.render().to_string())),
     };
-    match args.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config),
-        command => match cli::run(command, &config) {
-            Ok(serde_json::Value::String(text)) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Ok(value) => {
-                println!("{value}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("{}", error.to_json());
-                ExitCode::FAILURE
-            }
-        },
+    init_logging(&args.settings);
+    let outcome = match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&args.settings),
+        command => cli::run(command, &args.settings).map(|value| print(&value, args.format)),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
     }
 }
 
-fn serve(config: Config) -> ExitCode {
-    let result = actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(config.clone()).map_err(|e| e.to_string())?;
+/// One JSON line on stderr, and the error's exit status.
+fn fail(error: &CliError) -> ExitCode {
+    eprintln!("{}", error.to_json());
+    ExitCode::from(error.status())
+}
+
+fn print(value: &serde_json::Value, format: Format) {
+    match (value, format) {
+        (serde_json::Value::String(text), _) => println!("{text}"),
+        (value, Format::Json) => println!("{value}"),
+        (value, Format::Table) => print!("{}", cli::table(value)),
+    }
+}
+
+/// Checks the whole configuration, then binds, opens the database and serves: a mistake is found
+/// before anything is created.
+fn serve(settings: &Settings) -> Result<(), CliError> {
+    let config = settings.config()?;
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(config.clone())?;
         if config.environment == Environment::Development {
-            let banner = server::development_banner(&config, app.database())?;
+            let banner = server::development_banner(&config, app.database(), app.public_url())
+                .map_err(|e| CliError::new("development_setup", e))?;
             println!("{banner}");
         }
         log::info!(
@@ -51,22 +61,16 @@ fn serve(config: Config) -> ExitCode {
             app.port(),
             app.database().backend()
         );
-        app.run_until_stopped().await.map_err(|e| e.to_string())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("checkout-server: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        app.run_until_stopped().await.map_err(|e| CliError::new("server_error", e.to_string()))
+    })
 }
 
 /// `RUST_LOG` filters; `LOG_FORMAT=json` writes one JSON object per line with the record's fields
 /// (`request_id`, `route`, `status`, …) beside `timestamp`, `level`, `target` and `message`.
-fn init_logging() {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+fn init_logging(settings: &Settings) {
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(&settings.lookup("RUST_LOG").unwrap_or_else(|| "info".into()));
+    if settings.lookup("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")) {
         builder.format(|buf, record| {
             use std::io::Write;
             let mut fields = JsonFields(serde_json::Map::new());

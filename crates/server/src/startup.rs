@@ -12,12 +12,15 @@ use domain::ids::EndpointId;
 use domain::payment::PaymentProvider;
 use domain::ports::{Clock, SystemClock};
 use domain::session::SessionService;
-use domain::webhook::WebhookSecrets;
-use persistence::{CheckoutRepository, Database, DbOptions, MerchantRepository, SessionRepository, WebhookRepository};
+use domain::webhook::{WebhookSecrets, WebhookSender};
+use persistence::{
+    CheckoutRepository, Database, DbOptions, KeyUsage, MerchantRepository, SessionRepository, WebhookRepository,
+};
 use sandbox::Sandbox;
 
-use crate::config::{Config, Environment};
+use crate::config::{public_url_of, Config, Environment};
 use crate::dev::{DevSecrets, DEV_KID};
+use crate::usage::NotingKeyUse;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +28,15 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] persistence::RepoError),
-    /// The listener could not be bound, or the development secrets file could not be used.
+    /// The listener could not be bound.
+    #[error("cannot listen on {address} (CHECKOUT_BIND): {source}")]
+    Bind {
+        /// `CHECKOUT_BIND`.
+        address: String,
+        /// Why (in use, not an address of this machine, …).
+        source: std::io::Error,
+    },
+    /// The development secrets file could not be used.
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The configuration lacks something only now known to be needed.
@@ -81,6 +92,8 @@ pub struct Jobs {
     sessions: SessionService,
     checkout: CheckoutService,
     webhooks: WebhookService,
+    /// Key uses noted in memory, and where to write them.
+    usage: (Arc<KeyUsage>, MerchantRepository),
 }
 
 impl Jobs {
@@ -99,10 +112,16 @@ impl Jobs {
     pub fn webhooks(&self) -> &WebhookService {
         &self.webhooks
     }
+
+    /// Writes the key uses noted since the last time; returns how many keys.
+    pub fn record_key_use(&self) -> Result<usize, String> {
+        let (usage, merchants) = &self.usage;
+        usage.flush(merchants).map_err(|e| e.to_string())
+    }
 }
 
 /// Every `interval`: resolves charges whose answer was lost, expires sessions past their end (even
-/// when nobody looks) and purges idempotency records past retention. Each replica runs these;
+/// when nobody looks), purges idempotency records past retention and writes the key uses noted. Each replica runs these;
 /// every change applies to the version it read, or is an idempotent delete, so replicas never
 /// fight. They stop with the server.
 fn spawn_jobs(jobs: Jobs, metrics: api::metrics::Metrics, interval: std::time::Duration) {
@@ -121,6 +140,8 @@ fn spawn_jobs(jobs: Jobs, metrics: api::metrics::Metrics, interval: std::time::D
             let checkout = jobs.checkout.clone();
             run_job(&metrics, "purge_idempotency", move || checkout.purge_idempotency().map_err(|e| e.to_string()))
                 .await;
+            let usage = jobs.clone();
+            run_job(&metrics, "record_key_use", move || usage.record_key_use()).await;
         }
     });
 }
@@ -207,13 +228,24 @@ pub fn webhook_service(
 ) -> Result<WebhookService, StartError> {
     let sender = webhook_http::HttpSender::with_timeout(config.webhooks_allow_internal, config.webhook_timeout)
         .map_err(StartError::Config)?;
-    Ok(WebhookService::new(
+    Ok(webhook_service_with(config, database, secret, Arc::new(sender), clock))
+}
+
+/// The webhook use cases over `database`, sending with `sender`.
+pub fn webhook_service_with(
+    config: &Config,
+    database: &Database,
+    secret: domain::secret::Secret,
+    sender: Arc<dyn WebhookSender>,
+    clock: Arc<dyn Clock>,
+) -> WebhookService {
+    WebhookService::new(
         Arc::new(WebhookRepository::new(database.clone())),
-        Arc::new(sender),
+        sender,
         clock,
         WebhookSecrets::new(secret),
         config.environment == Environment::Production,
-    ))
+    )
 }
 
 /// What the server talks to besides its database and webhook endpoints. The default is the
@@ -241,6 +273,7 @@ impl std::fmt::Debug for Adapters {
 /// A bound, ready-to-run server.
 pub struct Application {
     port: u16,
+    public_url: String,
     server: Server,
     database: Database,
     jobs: Jobs,
@@ -253,14 +286,19 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Opens the database, wires the services and binds the listener (port 0 picks a free port).
-    /// Must be called inside an actix system.
+    /// Binds the listener (port 0 picks a free port), then opens the database and wires the
+    /// services: an address in use is found before anything is created or migrated. Must be
+    /// called inside an actix system.
     pub fn build(config: Config) -> Result<Self, StartError> {
         Self::build_with(config, Adapters::default())
     }
 
     /// As [`Self::build`], with the given adapters.
     pub fn build_with(config: Config, adapters: Adapters) -> Result<Self, StartError> {
+        let bind_error = |source| StartError::Bind { address: config.bind.clone(), source };
+        let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
+        let bound = listener.local_addr().map_err(bind_error)?;
+        let public_url = if config.public_url_follows_bind { public_url_of(bound) } else { config.public_url.clone() };
         let database = open_database(&config)?;
         let dev = match config.environment {
             Environment::Development => Some(DevSecrets::load_or_create(&config.dev_secrets_file)?),
@@ -272,7 +310,9 @@ impl Application {
             claim_keys.insert(DEV_KID, signer.verifying_key());
         }
         let webhooks = webhook_service(&config, &database, token_secret.clone(), adapters.clock.clone())?;
-        let urls = CheckoutUrls::new(&config.public_url, token_secret);
+        let urls = CheckoutUrls::new(&public_url, token_secret);
+        let usage = Arc::new(KeyUsage::default());
+        let merchants = MerchantRepository::noting_use(database.clone(), usage.clone());
         let sessions = SessionService::new(
             Arc::new(SessionRepository::new(database.clone())),
             adapters.provider,
@@ -284,7 +324,7 @@ impl Application {
         log::info!("request limits: {limits}");
 
         let checkout = CheckoutService::new(
-            Arc::new(CheckoutRepository::new(database.clone())),
+            Arc::new(NotingKeyUse::new(Arc::new(CheckoutRepository::new(database.clone())), usage.clone())),
             adapters.clock.clone(),
             claim_keys,
             urls.clone(),
@@ -294,7 +334,12 @@ impl Application {
             },
         )
         .with_limit(limits.clone());
-        let jobs = Jobs { sessions: sessions.clone(), checkout: checkout.clone(), webhooks: webhooks.clone() };
+        let jobs = Jobs {
+            sessions: sessions.clone(),
+            checkout: checkout.clone(),
+            webhooks: webhooks.clone(),
+            usage: (usage, merchants.clone()),
+        };
         spawn_jobs(jobs.clone(), metrics.clone(), config.sweep_interval);
         spawn_dispatcher(webhooks.clone(), metrics.clone(), config.webhook_poll);
         let state = AppState {
@@ -304,12 +349,11 @@ impl Application {
             checkout,
             sessions,
             urls,
-            merchants: Arc::new(MerchantRepository::new(database.clone())),
+            merchants: Arc::new(merchants),
             diagnostics: Arc::new(database.clone()),
             require_https: config.environment == Environment::Production,
         };
-        let listener = TcpListener::bind(&config.bind)?;
-        let port = listener.local_addr()?.port();
+        let port = bound.port();
         let mut server = HttpServer::new(move || {
             App::new().wrap(middleware::from_fn(api::observe::requests)).configure(api::configure(state.clone()))
         })
@@ -318,12 +362,17 @@ impl Application {
         if let Some(workers) = config.workers {
             server = server.workers(workers);
         }
-        Ok(Self { port, server: server.run(), database, jobs })
+        Ok(Self { port, public_url, server: server.run(), database, jobs })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The base of every checkout URL: `CHECKOUT_PUBLIC_URL`, or the bound address.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The database the server uses.
@@ -342,7 +391,15 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish) or a stop via the handle.
+    /// Then writes the key uses noted since the last sweep.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let jobs = self.jobs;
+        match actix_web::web::block(move || jobs.record_key_use()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => log::warn!("record_key_use at shutdown: {error}"),
+            Err(error) => log::warn!("record_key_use at shutdown: {error}"),
+        }
+        served
     }
 }

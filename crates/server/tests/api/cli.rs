@@ -1,7 +1,6 @@
 //! The `checkout-server` binary as an operator and a newcomer use it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use domain::claim::ClaimSigner;
 use serde_json::{json, Value};
@@ -32,10 +31,9 @@ fn the_operator_cli_sets_up_a_merchant_that_can_check_out(backend: Backend) {
     let db = TestDb::new(backend);
     let migrated = json_out(&db, &["migrate"]);
     assert_eq!(migrated["status"], "migrated");
-    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/sqlite"))
-        .expect("the migrations folder")
-        .count();
-    assert_eq!(migrated["applied"].as_array().map(Vec::len), Some(migrations), "a new database gets the schema");
+    let migrations =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/sqlite")).unwrap().count();
+    assert_eq!(migrated["applied"].as_array().map(Vec::len), Some(migrations), "a new database gets every migration");
     assert_eq!(json_out(&db, &["migrate"])["applied"], serde_json::json!([]), "and only once");
     let merchant = json_out(&db, &["merchant", "create", "--name", "Drop Shop"]);
     assert_eq!(merchant["status"], "active");
@@ -118,40 +116,14 @@ fn production_refuses_to_start_and_names_each_setting() {
     }
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_newcomers_first_run_prints_a_request_that_works() {
     let db = TestDb::new(Backend::Sqlite);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let address = format!("127.0.0.1:{port}");
-    let mut child = Killed(
-        Command::new(BIN)
-            .current_dir(db.dir())
-            .env_clear()
-            .env("CHECKOUT_BIND", &address)
-            .env("CHECKOUT_PUBLIC_URL", format!("http://{address}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // Read stdout to its end on the side, so the server never writes into a closed pipe.
-    let stdout = child.0.stdout.take().unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    let lines: Vec<String> = receiver.iter().take_while(|line| !line.starts_with("More claims")).collect();
+    let public_url = format!("http://{address}");
+    let vars = [("CHECKOUT_BIND", address.as_str()), ("CHECKOUT_PUBLIC_URL", public_url.as_str())];
+    let (_child, lines) = crate::startup::start_development(db.dir(), &vars);
     let key = lines.iter().find_map(|l| l.trim().strip_prefix("sk_test_")).map(|k| format!("sk_test_{k}"));
     let key = key.unwrap_or_else(|| panic!("no key printed: {lines:#?}"));
     let data = lines.iter().find_map(|l| l.trim().strip_prefix("-d '")).unwrap().trim_end_matches('\'');

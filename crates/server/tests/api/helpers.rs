@@ -461,6 +461,17 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Stops the server gracefully (as SIGTERM does) and waits until it has finished; the
+    /// database stays for the test to look at.
+    pub fn stop(&mut self) {
+        actix_web::rt::System::new().block_on(self.handle.stop(true));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         actix_web::rt::System::new().block_on(self.handle.stop(false));
