@@ -138,6 +138,72 @@ fn with_two_servers_on_postgres_a_pay_racing_a_cancel_never_loses_money() {
     race_pay_against_cancel(&first, &second, 200);
 }
 
+/// Races a consumer's pay on `payer` against the sweeper of `sweeper` at the moment the session
+/// runs out, `rounds` times, and checks the money after each.
+fn race_pay_against_expiry(payer: &TestApp, sweeper: &TestApp, rounds: usize) {
+    let merchant = listening_merchant(payer);
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for round in 0..rounds {
+        for app in [payer, sweeper] {
+            app.clock.reset();
+        }
+        let body = payer.checkout_body(&merchant);
+        let created = payer.post_checkout(&merchant.key, &body);
+        assert_eq!(created.status, 200, "{}", created.text);
+        let created = created.json();
+        let order_id = created["orderId"].as_str().unwrap().to_owned();
+        let path = created["checkoutUrl"].as_str().unwrap().strip_prefix("http://checkout.test").unwrap().to_owned();
+        let form_token = payer.form_token(&path);
+        let expires_at: chrono::DateTime<chrono::Utc> = created["expiresAt"].as_str().unwrap().parse().unwrap();
+        // A few milliseconds before the end: the pay reads the session open, the sweeper soon
+        // finds it due, and one of them gets there first.
+        let just_before = expires_at - chrono::Duration::milliseconds(i64::try_from(round % 5).unwrap() + 1);
+        for app in [payer, sweeper] {
+            app.clock.set(just_before);
+        }
+        let barrier = Barrier::new(2);
+        let paid = std::thread::scope(|scope| {
+            let pay = scope.spawn(|| {
+                barrier.wait();
+                payer.post_form(
+                    &format!("{path}/pay"),
+                    &[("form_token", &form_token), ("number", SUCCEEDS), ("expiry", "12/40"), ("cvc", "123")],
+                )
+            });
+            scope.spawn(|| {
+                barrier.wait();
+                for _ in 0..5 {
+                    sweeper.sweep();
+                }
+            });
+            pay.join().unwrap()
+        });
+        assert!(!is_server_error(&paid), "round {round}: pay answered {}: {}", paid.status, paid.text);
+        for app in [payer, sweeper] {
+            app.clock.set(expires_at + chrono::Duration::seconds(1));
+        }
+        sweeper.sweep();
+        let order = assert_money_kept(payer, &merchant, &order_id);
+        *outcomes.entry(order["status"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    for app in [payer, sweeper] {
+        app.clock.reset();
+    }
+    assert!(outcomes.len() > 1 || rounds < 20, "every round ended alike: {outcomes:?}");
+}
+
+fn a_pay_racing_expiry_never_loses_money(backend: Backend) {
+    let app = TestApp::spawn_with(backend, QUIET);
+    race_pay_against_expiry(&app, &app, 100);
+}
+
+#[test]
+fn with_two_servers_on_postgres_a_pay_racing_expiry_never_loses_money() {
+    let first = TestApp::spawn_with(Backend::Postgres, QUIET);
+    let second = TestApp::spawn_on(first.test_db.shared(), first.signer_copy(), QUIET);
+    race_pay_against_expiry(&first, &second, 100);
+}
+
 /// Starts a pay on a thread; the gate holds its charge where `hold` says.
 fn held_pay<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
@@ -454,6 +520,7 @@ fn one_claim_opens_one_order_across_test_and_live(backend: Backend) {
 
 on_both_backends!(
     a_pay_racing_a_cancel_never_loses_money,
+    a_pay_racing_expiry_never_loses_money,
     a_charge_in_flight_blocks_cancel_expiry_and_a_new_order_for_its_claim,
     a_charge_whose_answer_was_lost_is_looked_up_and_recorded,
     a_charge_the_provider_never_took_is_freed_without_counting_as_a_decline,

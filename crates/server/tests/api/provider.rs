@@ -26,6 +26,16 @@ impl TestClock {
     pub fn advance(&self, by: chrono::Duration) {
         *self.offset.lock().unwrap() += by;
     }
+
+    /// Moves the clock to `at` (which may be before where it stands).
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.offset.lock().unwrap() = at - Utc::now();
+    }
+
+    /// Back to real time.
+    pub fn reset(&self) {
+        *self.offset.lock().unwrap() = chrono::Duration::zero();
+    }
 }
 
 /// Where the gate holds a charge.
