@@ -12,6 +12,7 @@ mod cli;
 mod cli_ops;
 mod concurrency;
 mod contract;
+mod crash;
 mod dispatch;
 mod faults;
 mod idempotency;
