@@ -89,6 +89,11 @@ impl TestDb {
         Self { url: self.url.clone(), dir, pg_schema: None }
     }
 
+    /// The admin URL and schema of a PostgreSQL test database.
+    pub fn postgres_schema(&self) -> Option<(String, String)> {
+        self.pg_schema.clone()
+    }
+
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }

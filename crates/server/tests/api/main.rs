@@ -16,6 +16,7 @@ mod crash;
 mod dispatch;
 mod faults;
 mod idempotency;
+mod indexes;
 mod input_rules;
 mod limits;
 mod money;
