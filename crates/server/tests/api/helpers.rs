@@ -8,20 +8,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::ids::MerchantId;
-use domain::merchant::{Livemode, MerchantStatus};
-use domain::ports::MerchantStore;
+use domain::merchant::{Livemode, MerchantService, MerchantStatus};
 use domain::secret::random_token;
-use persistence::{Database, DbOptions, MerchantRepository};
+use persistence::{Database, DbOptions};
 use serde_json::{json, Value};
-use server::cli::{create_key, create_merchant};
 use server::config::Config;
-use server::startup::{Adapters, Application, Jobs};
+use server::startup::{merchant_service, Adapters, Application, Jobs};
 
 pub use crate::provider::{GatedSandbox, Hold, TestClock};
 
@@ -201,6 +198,8 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     /// The server's payment provider: the sandbox, with a gate the test can close.
     pub provider: Arc<GatedSandbox>,
+    /// The operator's merchant and key use cases, on the server's clock.
+    pub merchants: MerchantService,
     agent: ureq::Agent,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
@@ -256,6 +255,7 @@ impl TestApp {
         // Redirects are what the checkout page answers with: tests look at them, not past them.
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).redirects(0).build();
         let db = test_db.database();
+        let merchants = merchant_service(&db, clock.clone());
         Self {
             address: format!("http://127.0.0.1:{port}"),
             signer,
@@ -263,6 +263,7 @@ impl TestApp {
             jobs,
             clock,
             provider,
+            merchants,
             agent,
             handle,
             thread: Some(thread),
@@ -280,29 +281,26 @@ impl TestApp {
     }
 
     pub fn new_merchant_in(&self, livemode: Livemode) -> TestMerchant {
-        let store = MerchantRepository::new(self.db.clone());
-        let merchant = create_merchant(&store, "Test Merchant").expect("merchant");
-        let (summary, secret) = create_key(&store, merchant.id, livemode).expect("key");
-        TestMerchant { id: merchant.id, key: secret.secret().expose().to_owned(), key_id: summary.id }
+        let merchant = self.merchants.create_merchant("Test Merchant").expect("merchant");
+        self.key_for(merchant.id, livemode)
     }
 
     pub fn suspend(&self, merchant: &TestMerchant) {
-        MerchantRepository::new(self.db.clone())
-            .set_merchant_status(merchant.id, MerchantStatus::Suspended)
-            .expect("suspend");
+        self.merchants.set_status(merchant.id, MerchantStatus::Suspended).expect("suspend");
     }
 
     pub fn activate(&self, merchant: &TestMerchant) {
-        MerchantRepository::new(self.db.clone())
-            .set_merchant_status(merchant.id, MerchantStatus::Active)
-            .expect("activate");
+        self.merchants.set_status(merchant.id, MerchantStatus::Active).expect("activate");
     }
 
     /// `merchant` with another secret key of its own, in `livemode`.
     pub fn new_key(&self, merchant: &TestMerchant, livemode: Livemode) -> TestMerchant {
-        let store = MerchantRepository::new(self.db.clone());
-        let (summary, secret) = create_key(&store, merchant.id, livemode).expect("key");
-        TestMerchant { id: merchant.id, key: secret.secret().expose().to_owned(), key_id: summary.id }
+        self.key_for(merchant.id, livemode)
+    }
+
+    fn key_for(&self, id: MerchantId, livemode: Livemode) -> TestMerchant {
+        let (summary, secret) = self.merchants.create_key(id, livemode).expect("key");
+        TestMerchant { id, key: secret.secret().expose().to_owned(), key_id: summary.id }
     }
 
     /// Runs the server's background jobs once, as its sweeper would.
@@ -324,7 +322,7 @@ impl TestApp {
         ClaimPayload {
             sub: "cus_test".into(),
             experience_id: Some("exp_1".into()),
-            ..ClaimPayload::new(merchant.id, items, Utc::now(), 900)
+            ..ClaimPayload::new(merchant.id, items, chrono::Utc::now(), 900)
         }
     }
 

@@ -148,11 +148,7 @@ fn cancelled_and_expired_orders_are_told_and_subscriptions_filter(backend: Backe
 fn test_events_never_reach_live_endpoints(backend: Backend) {
     let app = TestApp::spawn_with(backend, FAST);
     let merchant = app.new_merchant();
-    let live_key =
-        server::cli::create_key(&persistence::MerchantRepository::new(app.db.clone()), merchant.id, Livemode::Live)
-            .unwrap()
-            .1;
-    let live = TestMerchant { key: live_key.secret().expose().to_owned(), ..merchant.clone() };
+    let live = app.new_key(&merchant, Livemode::Live);
     let live_receiver = Receiver::start();
     let test_receiver = Receiver::start();
     register(&app, &live, &live_receiver.url, &[]);
