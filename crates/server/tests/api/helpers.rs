@@ -8,12 +8,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::ids::MerchantId;
 use domain::merchant::{Livemode, MerchantService, MerchantStatus};
+use domain::ports::Clock;
 use domain::secret::random_token;
 use persistence::{Database, DbOptions};
 use serde_json::{json, Value};
@@ -313,7 +315,8 @@ impl TestApp {
         self.request("POST", &format!("/orders/{order_id}/cancel"), &[("Authorization", &format!("Bearer {key}"))])
     }
 
-    /// A claim payload for `merchant`: two tees at 25.00, valid for 15 minutes, with a fresh `jti`.
+    /// A claim payload for `merchant`: two tees at 25.00, valid for 15 minutes from the server's
+    /// time (the test's clock), with a fresh `jti`.
     pub fn claim_payload(&self, merchant: &TestMerchant) -> ClaimPayload {
         let items = vec![
             ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 },
@@ -322,7 +325,7 @@ impl TestApp {
         ClaimPayload {
             sub: "cus_test".into(),
             experience_id: Some("exp_1".into()),
-            ..ClaimPayload::new(merchant.id, items, chrono::Utc::now(), 900)
+            ..ClaimPayload::new(merchant.id, items, self.clock.now(), 900)
         }
     }
 
@@ -435,6 +438,56 @@ impl TestApp {
             &format!("{page_path}/pay"),
             &[("form_token", &form_token), ("number", number), ("expiry", "12/40"), ("cvc", "123")],
         )
+    }
+
+    /// Starts paying `page_path` with the test card that succeeds, on a thread of `scope`, with the
+    /// provider's gate holding the charge at `hold`; returns once the charge waits there.
+    pub fn held_pay<'scope>(
+        &'scope self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        page_path: &'scope str,
+        hold: Hold,
+    ) -> std::thread::ScopedJoinHandle<'scope, Response> {
+        self.provider.hold(hold);
+        let form_token = self.form_token(page_path);
+        let pay = scope.spawn(move || {
+            self.post_form(
+                &format!("{page_path}/pay"),
+                &[("form_token", &form_token), ("number", "4242 4242 4242 4242"), ("expiry", "12/40"), ("cvc", "123")],
+            )
+        });
+        self.provider.wait_for_held(1);
+        pay
+    }
+
+    /// When `order_id`'s checkout session ends, as the merchant API shows it.
+    pub fn session_end(&self, merchant: &TestMerchant, order_id: &str) -> DateTime<Utc> {
+        let order = self.get_order(&merchant.key, order_id);
+        order["session"]["expiresAt"].as_str().expect("session.expiresAt").parse().expect("RFC 3339")
+    }
+
+    /// Moves the server's clock just past the end of `order_id`'s checkout session.
+    pub fn pass_session_end(&self, merchant: &TestMerchant, order_id: &str) {
+        self.clock.set(self.session_end(merchant, order_id) + chrono::Duration::milliseconds(1));
+    }
+
+    /// Runs the server's webhook dispatcher by hand, round after round, until nothing is due;
+    /// returns the attempts made. (Tests that call it slow the dispatcher's own rounds down with
+    /// `CHECKOUT_WEBHOOK_POLL_MS`, so what it finds is all there is.)
+    pub fn deliver_webhooks(&self) -> usize {
+        let mut attempts = 0;
+        loop {
+            match self.jobs.webhooks().dispatch_once(10).expect("dispatch") {
+                0 => return attempts,
+                made => attempts += made,
+            }
+            assert!(attempts < 1_000, "the dispatcher never ran out of due deliveries");
+        }
+    }
+
+    /// How many webhook deliveries wait to be sent.
+    pub fn pending_webhooks(&self) -> usize {
+        self.jobs.webhooks().deliveries(Some("pending"), 1_000).expect("deliveries").len()
     }
 
     pub fn get_order(&self, key: &str, order_id: &str) -> Value {
