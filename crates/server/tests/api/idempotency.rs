@@ -1,6 +1,7 @@
 //! Idempotency keys and claim redemption, seen from a merchant's client.
 
 use domain::merchant::Livemode;
+use domain::ports::Clock;
 use serde_json::Value;
 
 use crate::helpers::{Backend, TestApp};
@@ -146,7 +147,41 @@ fn a_key_past_retention_is_free_again(backend: Backend) {
     assert_eq!(app.checkout_rows(), [2, 4, 2, 2, 1]);
 }
 
+/// Idempotency records kept for ten minutes rather than a day.
+const TEN_MINUTE_RETENTION: &[(&str, &str)] = &[("CHECKOUT_IDEMPOTENCY_TTL_SECONDS", "600")];
+
+fn the_first_answer_is_replayed_until_the_configured_retention_ends(backend: Backend) {
+    let app = TestApp::spawn_with(backend, TEN_MINUTE_RETENTION);
+    let retention = chrono::Duration::seconds(600);
+    let merchant = app.new_merchant();
+    let body = app.checkout_body(&merchant);
+    let asked = app.clock.now();
+    let first = app.post_checkout(&merchant.key, &body);
+    let answered = app.clock.now();
+    assert_eq!(first.status, 200, "{}", first.text);
+    let mut another = app.checkout_body(&merchant);
+    another["idempotencyKey"] = body["idempotencyKey"].clone();
+
+    // Just before the record is ten minutes old: the same request is answered as the first time,
+    // and the key is still taken for any other.
+    app.clock.set(asked + retention - chrono::Duration::seconds(2));
+    let replayed = app.post_checkout(&merchant.key, &body);
+    assert_eq!((replayed.status, replayed.header("idempotent-replayed")), (200, Some("true")), "{}", replayed.text);
+    assert_eq!(replayed.text, first.text);
+    let reused = app.post_checkout(&merchant.key, &another);
+    assert_eq!((reused.status, reused.json()["error"].as_str()), (422, Some("idempotency_key_reused")));
+    assert_eq!(app.checkout_rows()[0], 1);
+
+    // Just after: the key is free, and another request under it makes a fresh order.
+    app.clock.set(answered + retention + chrono::Duration::milliseconds(1));
+    let fresh = app.post_checkout(&merchant.key, &another);
+    assert_eq!((fresh.status, fresh.header("idempotent-replayed")), (200, None), "{}", fresh.text);
+    assert_ne!(fresh.json()["orderId"], first.json()["orderId"]);
+    assert_eq!(app.checkout_rows(), [2, 4, 2, 2, 1], "the old record was replaced");
+}
+
 on_both_backends!(
+    the_first_answer_is_replayed_until_the_configured_retention_ends,
     a_key_past_retention_is_free_again,
     replaying_the_same_request_returns_the_first_response,
     the_same_key_with_another_request_is_refused,
