@@ -1,9 +1,14 @@
-//! Merchants, their secret keys, and the rule that turns a presented key into a caller.
+//! Merchants, their secret keys, and the rule that turns a presented key into a caller; and the
+//! operator's use cases over them ([`MerchantService`]), which the CLI, the development banner,
+//! the tests and the bench all go through. No I/O of its own: storage is the `MerchantStore` port.
 
-use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::ids::{ApiKeyId, MerchantId};
+use crate::ports::{Clock, MerchantStore, StoreError};
 use crate::secret::{ApiKeyFormatError, ApiKeySecret};
 
 /// Test or live: keys, orders and idempotency records of one never see the other.
@@ -212,6 +217,194 @@ pub fn authorize_at(
     Ok(Caller { merchant_id: record.merchant_id, key_id: record.id, livemode: record.livemode })
 }
 
+/// The longest merchant name, in characters (Unicode scalar values).
+pub const MAX_MERCHANT_NAME: usize = 200;
+
+/// A merchant's name, as consumers see it on checkout pages: trimmed, 1 to [`MAX_MERCHANT_NAME`]
+/// characters, and free of control characters (C0, DEL, C1) and of the invisible marks that
+/// reorder text (bidirectional overrides and isolates), which could make a page show another
+/// name than the one stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantName(String);
+
+/// Why a merchant name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MerchantNameError {
+    /// Nothing but whitespace, or nothing at all.
+    #[error("a merchant name is 1 to 200 characters")]
+    Empty,
+    /// Longer than [`MAX_MERCHANT_NAME`] once trimmed.
+    #[error("a merchant name is 1 to 200 characters")]
+    TooLong,
+    /// A control character or a bidirectional formatting mark.
+    #[error("a merchant name may not hold control characters or bidirectional formatting marks")]
+    ControlCharacter,
+}
+
+impl MerchantName {
+    /// Trims `text`, then checks the rules.
+    pub fn parse(text: &str) -> Result<Self, MerchantNameError> {
+        let name = text.trim();
+        if name.is_empty() {
+            return Err(MerchantNameError::Empty);
+        }
+        if name.chars().count() > MAX_MERCHANT_NAME {
+            return Err(MerchantNameError::TooLong);
+        }
+        if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+            return Err(MerchantNameError::ControlCharacter);
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Unicode's explicit bidirectional formatting characters (embeddings, overrides, isolates and the
+/// marks), which reorder or hide what is shown around them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Why an operator's request about merchants and keys failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MerchantError {
+    /// The name breaks [`MerchantName`]'s rules.
+    #[error(transparent)]
+    InvalidName(#[from] MerchantNameError),
+    /// No merchant has this id.
+    #[error("no merchant {0}")]
+    MerchantNotFound(MerchantId),
+    /// No key has this id.
+    #[error("no key {0}")]
+    KeyNotFound(ApiKeyId),
+    /// The key is revoked: it can be neither used nor rolled.
+    #[error("{0} is revoked; make a new key with key create")]
+    KeyRevoked(ApiKeyId),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A key that replaced another: the new key (its secret shown once) and the old one, which works
+/// until its `expires_at`.
+#[derive(Debug)]
+pub struct RolledKey {
+    /// The new key.
+    pub key: ApiKeySummary,
+    /// The new key's secret: shown once, never stored.
+    pub secret: ApiKeySecret,
+    /// The key it replaces, with its new expiry.
+    pub previous: ApiKeySummary,
+}
+
+/// The operator's use cases: merchants and their secret keys. Every merchant and key is made
+/// here, whoever asks (the CLI, the development banner, tests, the bench), so the name rules and
+/// how a key is made hold for all of them.
+#[derive(Clone)]
+pub struct MerchantService {
+    store: Arc<dyn MerchantStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MerchantService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MerchantService").finish_non_exhaustive()
+    }
+}
+
+impl MerchantService {
+    /// Wires the use cases.
+    pub fn new(store: Arc<dyn MerchantStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// Creates an active merchant named `name` (see [`MerchantName`]).
+    pub fn create_merchant(&self, name: &str) -> Result<Merchant, MerchantError> {
+        let name = MerchantName::parse(name)?;
+        let merchant = Merchant {
+            id: MerchantId::new(),
+            name: name.as_str().to_owned(),
+            status: MerchantStatus::Active,
+            created_at: self.clock.now(),
+        };
+        self.store.create_merchant(&merchant)?;
+        Ok(merchant)
+    }
+
+    /// Every merchant, oldest first.
+    pub fn merchants(&self) -> Result<Vec<Merchant>, MerchantError> {
+        Ok(self.store.list_merchants()?)
+    }
+
+    /// Whether there is no merchant yet (a new database).
+    pub fn no_merchants(&self) -> Result<bool, MerchantError> {
+        Ok(self.store.count_merchants()? == 0)
+    }
+
+    /// Suspends (every key answers 403) or activates a merchant.
+    pub fn set_status(&self, id: MerchantId, status: MerchantStatus) -> Result<Merchant, MerchantError> {
+        self.store.set_merchant_status(id, status)?.ok_or(MerchantError::MerchantNotFound(id))
+    }
+
+    /// Makes a secret key for a merchant; the secret is returned once and only its hash is kept.
+    pub fn create_key(
+        &self,
+        merchant_id: MerchantId,
+        livemode: Livemode,
+    ) -> Result<(ApiKeySummary, ApiKeySecret), MerchantError> {
+        let (summary, secret) = self.new_key(merchant_id, livemode);
+        if !self.store.create_api_key(&summary, &secret.hash())? {
+            return Err(MerchantError::MerchantNotFound(merchant_id));
+        }
+        Ok((summary, secret))
+    }
+
+    /// Keys (never their secrets), oldest first: of one merchant, or of all.
+    pub fn keys(&self, merchant: Option<MerchantId>) -> Result<Vec<ApiKeySummary>, MerchantError> {
+        Ok(self.store.list_api_keys(merchant)?)
+    }
+
+    /// Replaces a key with a new one of the same merchant and mode; the old one keeps working for
+    /// `grace` (zero: not at all), or less if it was already due to expire sooner.
+    pub fn roll_key(&self, id: ApiKeyId, grace: Duration) -> Result<RolledKey, MerchantError> {
+        let old = self.store.list_api_keys(None)?.into_iter().find(|k| k.id == id);
+        let old = old.ok_or(MerchantError::KeyNotFound(id))?;
+        if old.revoked_at.is_some() {
+            return Err(MerchantError::KeyRevoked(id));
+        }
+        let (key, secret) = self.new_key(old.merchant_id, old.livemode);
+        let previous = self.store.roll_api_key(id, self.clock.now() + grace, &key, &secret.hash())?;
+        // Revoked between the look and the roll.
+        let previous = previous.ok_or(MerchantError::KeyRevoked(id))?;
+        Ok(RolledKey { key, secret, previous })
+    }
+
+    /// Revokes a key: it answers 403 from now on. Revoking again keeps the first time.
+    pub fn revoke_key(&self, id: ApiKeyId) -> Result<ApiKeySummary, MerchantError> {
+        self.store.revoke_api_key(id, self.clock.now())?.ok_or(MerchantError::KeyNotFound(id))
+    }
+
+    /// A fresh key and its summary, not yet stored.
+    fn new_key(&self, merchant_id: MerchantId, livemode: Livemode) -> (ApiKeySummary, ApiKeySecret) {
+        let secret = ApiKeySecret::generate(livemode);
+        let summary = ApiKeySummary {
+            id: ApiKeyId::new(),
+            merchant_id,
+            livemode,
+            hint: secret.hint(),
+            created_at: self.clock.now(),
+            revoked_at: None,
+            expires_at: None,
+            last_used_at: None,
+        };
+        (summary, secret)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +467,175 @@ mod tests {
         assert!(authorize_at(&key, Some(rolled.clone()), now).is_ok());
         let later = now + chrono::Duration::hours(1);
         assert!(matches!(authorize_at(&key, Some(rolled), later), Err(AuthError::Forbidden(_))));
+    }
+
+    #[test]
+    fn a_merchant_name_is_trimmed_and_one_to_two_hundred_characters() {
+        assert_eq!(MerchantName::parse("  Drop Shop \n").map(|n| n.as_str().to_owned()), Ok("Drop Shop".into()));
+        assert_eq!(MerchantName::parse(""), Err(MerchantNameError::Empty));
+        assert_eq!(MerchantName::parse(" \t "), Err(MerchantNameError::Empty));
+        let longest = "é".repeat(MAX_MERCHANT_NAME);
+        assert!(MerchantName::parse(&longest).is_ok(), "characters are counted, not bytes");
+        assert_eq!(MerchantName::parse(&format!("{longest}x")), Err(MerchantNameError::TooLong));
+        assert!(MerchantName::parse(&format!("  {longest}  ")).is_ok(), "counted after trimming");
+        for fine in ["Café Zürich ☕", "שלום", "株式会社ドロップ", "A & B <Shop>"] {
+            assert!(MerchantName::parse(fine).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn a_merchant_name_holds_no_control_or_reordering_characters() {
+        for sneaky in [
+            "Drop\nShop",
+            "Drop\tShop",
+            "Drop\0",
+            "Drop\u{7f}",
+            "Drop\u{85}Shop",
+            "Drop \u{202E}pohS",
+            "\u{2066}x\u{2069}",
+        ] {
+            assert_eq!(MerchantName::parse(sneaky), Err(MerchantNameError::ControlCharacter), "{sneaky:?}");
+        }
+    }
+
+    /// Merchants and keys in memory.
+    #[derive(Default)]
+    struct Memory {
+        merchants: std::sync::Mutex<Vec<Merchant>>,
+        keys: std::sync::Mutex<Vec<ApiKeySummary>>,
+    }
+
+    impl MerchantStore for Memory {
+        fn find_api_key(&self, _: &crate::secret::SecretHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+            Ok(None)
+        }
+
+        fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {
+            self.merchants.lock().unwrap().push(merchant.clone());
+            Ok(())
+        }
+
+        fn set_merchant_status(&self, id: MerchantId, status: MerchantStatus) -> Result<Option<Merchant>, StoreError> {
+            let mut merchants = self.merchants.lock().unwrap();
+            Ok(merchants.iter_mut().find(|m| m.id == id).map(|m| {
+                m.status = status;
+                m.clone()
+            }))
+        }
+
+        fn create_api_key(&self, key: &ApiKeySummary, _: &crate::secret::SecretHash) -> Result<bool, StoreError> {
+            if !self.merchants.lock().unwrap().iter().any(|m| m.id == key.merchant_id) {
+                return Ok(false);
+            }
+            self.keys.lock().unwrap().push(key.clone());
+            Ok(true)
+        }
+
+        fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<Option<ApiKeySummary>, StoreError> {
+            let mut keys = self.keys.lock().unwrap();
+            Ok(keys.iter_mut().find(|k| k.id == id).map(|k| {
+                k.revoked_at.get_or_insert(at);
+                k.clone()
+            }))
+        }
+
+        fn count_merchants(&self) -> Result<i64, StoreError> {
+            Ok(self.merchants.lock().unwrap().len() as i64)
+        }
+
+        fn list_merchants(&self) -> Result<Vec<Merchant>, StoreError> {
+            Ok(self.merchants.lock().unwrap().clone())
+        }
+
+        fn list_api_keys(&self, merchant: Option<MerchantId>) -> Result<Vec<ApiKeySummary>, StoreError> {
+            let keys = self.keys.lock().unwrap();
+            Ok(keys.iter().filter(|k| merchant.is_none_or(|m| k.merchant_id == m)).cloned().collect())
+        }
+
+        fn roll_api_key(
+            &self,
+            old: ApiKeyId,
+            old_expires_at: DateTime<Utc>,
+            new: &ApiKeySummary,
+            _: &crate::secret::SecretHash,
+        ) -> Result<Option<ApiKeySummary>, StoreError> {
+            let mut keys = self.keys.lock().unwrap();
+            let Some(previous) = keys.iter_mut().find(|k| k.id == old && k.revoked_at.is_none()) else {
+                return Ok(None);
+            };
+            previous.expires_at = Some(previous.expires_at.map_or(old_expires_at, |at| at.min(old_expires_at)));
+            let previous = previous.clone();
+            keys.push(new.clone());
+            Ok(Some(previous))
+        }
+
+        fn record_key_use(&self, _: &[(ApiKeyId, DateTime<Utc>)]) -> Result<usize, StoreError> {
+            Ok(0)
+        }
+    }
+
+    struct At(DateTime<Utc>);
+
+    impl Clock for At {
+        fn now(&self) -> DateTime<Utc> {
+            self.0
+        }
+    }
+
+    fn service() -> (MerchantService, DateTime<Utc>) {
+        let now = Utc::now();
+        (MerchantService::new(Arc::new(Memory::default()), Arc::new(At(now))), now)
+    }
+
+    #[test]
+    fn a_merchant_is_made_active_under_its_trimmed_name_at_the_clock_s_time() {
+        let (merchants, now) = service();
+        let made = merchants.create_merchant("  Drop Shop ").unwrap();
+        assert_eq!((made.name.as_str(), made.status, made.created_at), ("Drop Shop", MerchantStatus::Active, now));
+        assert!(matches!(merchants.create_merchant("\u{202E}"), Err(MerchantError::InvalidName(_))));
+        assert_eq!(merchants.merchants().unwrap().len(), 1, "a refused name stores nothing");
+        assert!(!merchants.no_merchants().unwrap());
+        let suspended = merchants.set_status(made.id, MerchantStatus::Suspended).unwrap();
+        assert_eq!(suspended.status, MerchantStatus::Suspended);
+        let stranger = MerchantId::new();
+        assert!(
+            matches!(merchants.set_status(stranger, MerchantStatus::Active), Err(MerchantError::MerchantNotFound(id)) if id == stranger)
+        );
+    }
+
+    #[test]
+    fn a_key_is_made_for_a_known_merchant_in_its_mode_and_shown_once() {
+        let (merchants, now) = service();
+        let merchant = merchants.create_merchant("Drop Shop").unwrap();
+        let (key, secret) = merchants.create_key(merchant.id, Livemode::Live).unwrap();
+        assert_eq!((key.merchant_id, key.livemode, key.created_at), (merchant.id, Livemode::Live, now));
+        assert_eq!((secret.livemode(), secret.hint()), (Livemode::Live, key.hint.clone()));
+        assert_eq!(merchants.keys(Some(merchant.id)).unwrap().len(), 1);
+        assert!(merchants.keys(Some(MerchantId::new())).unwrap().is_empty());
+        let stranger = MerchantId::new();
+        assert!(
+            matches!(merchants.create_key(stranger, Livemode::Test), Err(MerchantError::MerchantNotFound(id)) if id == stranger)
+        );
+    }
+
+    #[test]
+    fn a_rolled_key_keeps_working_for_its_grace_and_a_revoked_one_cannot_be_rolled() {
+        let (merchants, now) = service();
+        let merchant = merchants.create_merchant("Drop Shop").unwrap();
+        let (old, _) = merchants.create_key(merchant.id, Livemode::Test).unwrap();
+        let rolled = merchants.roll_key(old.id, Duration::hours(1)).unwrap();
+        assert_eq!(rolled.previous.expires_at, Some(now + Duration::hours(1)));
+        assert_eq!((rolled.key.merchant_id, rolled.key.livemode), (merchant.id, Livemode::Test));
+        assert_ne!(rolled.key.id, old.id);
+        assert_eq!(rolled.secret.hint(), rolled.key.hint);
+
+        let revoked = merchants.revoke_key(old.id).unwrap();
+        assert_eq!(revoked.revoked_at, Some(now));
+        assert!(
+            matches!(merchants.roll_key(old.id, Duration::zero()), Err(MerchantError::KeyRevoked(id)) if id == old.id)
+        );
+        let unknown = ApiKeyId::new();
+        assert!(matches!(merchants.roll_key(unknown, Duration::zero()), Err(MerchantError::KeyNotFound(_))));
+        assert!(matches!(merchants.revoke_key(unknown), Err(MerchantError::KeyNotFound(_))));
     }
 }

@@ -28,12 +28,12 @@ use diesel::sql_types::{BigInt, Bool, Integer, Text, Timestamp};
 use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::ids::MerchantId;
 use domain::merchant::Livemode;
+use domain::ports::SystemClock;
 use domain::secret::{random_token, sha256_hex};
-use persistence::{Database, DbOptions, MerchantRepository};
+use persistence::{Database, DbOptions};
 use serde_json::{json, Value};
-use server::cli::{create_key, create_merchant};
 use server::config::Config;
-use server::startup::Application;
+use server::startup::{merchant_service, Application};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -316,9 +316,9 @@ fn http_load(server: &Server, key: &str, bodies: &[String], concurrency: usize, 
 }
 
 fn merchant_with_key(database: &Database) -> (String, String) {
-    let store = MerchantRepository::new(database.clone());
-    let merchant = create_merchant(&store, "Bench Merchant").unwrap();
-    let (_, key) = create_key(&store, merchant.id, Livemode::Test).unwrap();
+    let merchants = merchant_service(database, std::sync::Arc::new(SystemClock));
+    let merchant = merchants.create_merchant("Bench Merchant").unwrap();
+    let (_, key) = merchants.create_key(merchant.id, Livemode::Test).unwrap();
     (merchant.id.to_string(), key.secret().expose().to_owned())
 }
 

@@ -9,16 +9,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::dispatch::EndpointError;
 use domain::ids::{ApiKeyId, EndpointId, EventId, MerchantId};
-use domain::merchant::{ApiKeySummary, Livemode, Merchant, MerchantStatus};
-use domain::ports::{MerchantStore, StoreError};
-use domain::secret::ApiKeySecret;
+use domain::merchant::{Livemode, MerchantError, MerchantService, MerchantStatus};
+use domain::ports::{StoreError, SystemClock};
 use domain::webhook::{EventType, WebhookSender};
-use persistence::{MerchantRepository, RepoError};
+use persistence::RepoError;
 use serde_json::{json, Value};
 
 use crate::config::{Config, ConfigError, Environment};
 use crate::dev::DevSecrets;
-use crate::startup::{migrate, open_database, server_secret, webhook_service_with, StartError};
+use crate::startup::{merchant_service, migrate, open_database, server_secret, webhook_service_with, StartError};
 
 /// Exit statuses: stable, for scripts.
 pub mod exit {
@@ -480,8 +479,22 @@ impl From<StartError> for CliError {
     }
 }
 
-fn merchants(config: &Config) -> Result<MerchantRepository, CliError> {
-    Ok(MerchantRepository::new(open_database(config)?))
+impl From<MerchantError> for CliError {
+    fn from(error: MerchantError) -> Self {
+        match error {
+            MerchantError::InvalidName(why) => CliError::new("invalid_name", why.to_string()),
+            not_found @ (MerchantError::MerchantNotFound(_) | MerchantError::KeyNotFound(_)) => {
+                CliError::new("not_found", not_found.to_string())
+            }
+            revoked @ MerchantError::KeyRevoked(_) => CliError::new("key_revoked", revoked.to_string()),
+            MerchantError::Store(error) => CliError::from(error),
+        }
+    }
+}
+
+/// The merchant use cases over the configured database, on the wall clock.
+fn merchants(config: &Config) -> Result<MerchantService, CliError> {
+    Ok(merchant_service(&open_database(config)?, Arc::new(SystemClock)))
 }
 
 fn parse_id<T: std::str::FromStr<Err = domain::ids::InvalidId>>(text: &str) -> Result<T, CliError> {
@@ -516,14 +529,9 @@ pub fn run(command: Command, settings: &Settings) -> Result<Value, CliError> {
         }
         Command::Config(ConfigCommand::Check) => Ok(settings.config()?.describe()),
         Command::Merchant(MerchantCommand::Create { name }) => {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 200 {
-                return Err(CliError::new("invalid_name", "a merchant name is 1 to 200 characters"));
-            }
-            let merchant = create_merchant(&merchants(&settings.config()?)?, name)?;
-            Ok(json!(merchant))
+            Ok(json!(merchants(&settings.config()?)?.create_merchant(&name)?))
         }
-        Command::Merchant(MerchantCommand::List) => Ok(json!(merchants(&settings.config()?)?.list_merchants()?)),
+        Command::Merchant(MerchantCommand::List) => Ok(json!(merchants(&settings.config()?)?.merchants()?)),
         Command::Merchant(MerchantCommand::Suspend { merchant_id }) => {
             set_status(&settings.config()?, &merchant_id, MerchantStatus::Suspended)
         }
@@ -550,14 +558,14 @@ fn key(command: KeyCommand, config: &Config) -> Result<Value, CliError> {
         KeyCommand::Create { merchant, live } => {
             let merchant_id = parse_id(&merchant)?;
             let livemode = if live { Livemode::Live } else { Livemode::Test };
-            let (summary, secret) = create_key(&merchants(config)?, merchant_id, livemode)?;
+            let (summary, secret) = merchants(config)?.create_key(merchant_id, livemode)?;
             let mut out = json!(summary);
             out["secret"] = json!(secret.secret().expose());
             Ok(out)
         }
         KeyCommand::List { merchant } => {
             let merchant: Option<MerchantId> = merchant.as_deref().map(parse_id).transpose()?;
-            Ok(json!(merchants(config)?.list_api_keys(merchant)?))
+            Ok(json!(merchants(config)?.keys(merchant)?))
         }
         KeyCommand::Roll { key_id, expires_in } => {
             let id: ApiKeyId = parse_id(&key_id)?;
@@ -566,27 +574,15 @@ fn key(command: KeyCommand, config: &Config) -> Result<Value, CliError> {
                     "--expires-in must be 0 or a number with s, m, h or d (24h), not {expires_in:?}"
                 ))
             })?;
-            let store = merchants(config)?;
-            let old = store.list_api_keys(None)?.into_iter().find(|k| k.id == id);
-            let old = old.ok_or_else(|| CliError::new("not_found", format!("no key {key_id}")))?;
-            if old.revoked_at.is_some() {
-                return Err(CliError::new(
-                    "key_revoked",
-                    format!("{key_id} is revoked; make a new key with key create"),
-                ));
-            }
-            let (new, secret) = new_key(old.merchant_id, old.livemode);
-            let rolled = store.roll_api_key(id, Utc::now() + wait, &new, &secret.hash())?;
-            let previous = rolled.ok_or_else(|| CliError::new("key_revoked", format!("{key_id} was just revoked")))?;
-            let mut out = json!(new);
-            out["secret"] = json!(secret.secret().expose());
-            out["previous"] = json!(previous);
+            let rolled = merchants(config)?.roll_key(id, wait)?;
+            let mut out = json!(rolled.key);
+            out["secret"] = json!(rolled.secret.secret().expose());
+            out["previous"] = json!(rolled.previous);
             Ok(out)
         }
         KeyCommand::Revoke { key_id } => {
             let id: ApiKeyId = parse_id(&key_id)?;
-            let revoked = merchants(config)?.revoke_api_key(id, Utc::now())?;
-            revoked.map(|key| json!(key)).ok_or_else(|| CliError::new("not_found", format!("no key {key_id}")))
+            Ok(json!(merchants(config)?.revoke_key(id)?))
         }
     }
 }
@@ -705,49 +701,7 @@ fn webhook(command: WebhookCommand, config: &Config) -> Result<Value, CliError> 
 
 fn set_status(config: &Config, merchant_id: &str, status: MerchantStatus) -> Result<Value, CliError> {
     let id = parse_id(merchant_id)?;
-    let merchant = merchants(config)?.set_merchant_status(id, status)?;
-    merchant.map(|m| json!(m)).ok_or_else(|| CliError::new("not_found", format!("no merchant {merchant_id}")))
-}
-
-/// Creates an active merchant.
-pub fn create_merchant(store: &dyn MerchantStore, name: &str) -> Result<Merchant, CliError> {
-    let merchant = Merchant {
-        id: MerchantId::new(),
-        name: name.to_owned(),
-        status: MerchantStatus::Active,
-        created_at: Utc::now(),
-    };
-    store.create_merchant(&merchant)?;
-    Ok(merchant)
-}
-
-/// Creates a key for a merchant; the secret is returned once.
-pub fn create_key(
-    store: &dyn MerchantStore,
-    merchant_id: MerchantId,
-    livemode: Livemode,
-) -> Result<(ApiKeySummary, ApiKeySecret), CliError> {
-    let (summary, secret) = new_key(merchant_id, livemode);
-    if !store.create_api_key(&summary, &secret.hash())? {
-        return Err(CliError::new("not_found", format!("no merchant {merchant_id}")));
-    }
-    Ok((summary, secret))
-}
-
-/// A fresh key and its summary, not yet stored.
-fn new_key(merchant_id: MerchantId, livemode: Livemode) -> (ApiKeySummary, ApiKeySecret) {
-    let secret = ApiKeySecret::generate(livemode);
-    let summary = ApiKeySummary {
-        id: ApiKeyId::new(),
-        merchant_id,
-        livemode,
-        hint: secret.hint(),
-        created_at: Utc::now(),
-        revoked_at: None,
-        expires_at: None,
-        last_used_at: None,
-    };
-    (summary, secret)
+    Ok(json!(merchants(config)?.set_status(id, status)?))
 }
 
 fn parse_item(text: &str) -> Result<ClaimItem, CliError> {

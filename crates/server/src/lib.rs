@@ -7,24 +7,27 @@ pub mod dev;
 pub mod startup;
 pub mod usage;
 
-use domain::ports::MerchantStore;
-use persistence::{Database, MerchantRepository};
+use std::sync::Arc;
+
+use domain::merchant::Livemode;
+use domain::ports::SystemClock;
+use persistence::Database;
 
 use crate::config::Config;
 use crate::dev::{demo_claim, demo_curl, DevSecrets};
+use crate::startup::merchant_service;
 
 /// In development: on an empty database, makes a demo merchant and test key; prints a request that
 /// works as pasted (with the key the first time; afterwards with `$CHECKOUT_SECRET_KEY`, which the
 /// shell expands inside the double quotes), against `public_url`, where the server really listens.
 pub fn development_banner(config: &Config, database: &Database, public_url: &str) -> Result<String, String> {
-    let store = MerchantRepository::new(database.clone());
+    let merchants = merchant_service(database, Arc::new(SystemClock));
     let mut dev = DevSecrets::load_or_create(&config.dev_secrets_file).map_err(|e| e.to_string())?;
     let signer = dev.claim_signer().ok_or("the development claim key is unreadable")?;
-    let fresh = store.count_merchants().map_err(|e| e.to_string())? == 0;
+    let fresh = merchants.no_merchants().map_err(|e| e.to_string())?;
     let (merchant, secret) = if fresh {
-        let merchant = cli::create_merchant(&store, "Demo Merchant").map_err(|e| e.to_string())?;
-        let (_, key) =
-            cli::create_key(&store, merchant.id, domain::merchant::Livemode::Test).map_err(|e| e.to_string())?;
+        let merchant = merchants.create_merchant("Demo Merchant").map_err(|e| e.to_string())?;
+        let (_, key) = merchants.create_key(merchant.id, Livemode::Test).map_err(|e| e.to_string())?;
         dev.demo_merchant_id = Some(merchant.id.to_string());
         dev.save(&config.dev_secrets_file).map_err(|e| e.to_string())?;
         (merchant.id, key.secret().expose().to_owned())

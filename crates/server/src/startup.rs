@@ -9,6 +9,7 @@ use api::AppState;
 use domain::checkout::{CheckoutService, CheckoutSettings, CheckoutUrls};
 use domain::dispatch::WebhookService;
 use domain::ids::EndpointId;
+use domain::merchant::MerchantService;
 use domain::payment::PaymentProvider;
 use domain::ports::{Clock, SystemClock};
 use domain::session::SessionService;
@@ -246,6 +247,11 @@ pub fn webhook_service_with(
         WebhookSecrets::new(secret),
         config.environment == Environment::Production,
     )
+}
+
+/// The operator's merchant and key use cases over `database`.
+pub fn merchant_service(database: &Database, clock: Arc<dyn Clock>) -> MerchantService {
+    MerchantService::new(Arc::new(MerchantRepository::new(database.clone())), clock)
 }
 
 /// What the server talks to besides its database and webhook endpoints. The default is the

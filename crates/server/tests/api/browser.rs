@@ -306,8 +306,8 @@ fn cancelling_lands_on_the_cancel_url() {
 #[test]
 fn an_expired_session_shows_the_expired_page() {
     let scene = scene();
-    let (url, _) = scene.checkout("hosted");
-    scene.app.execute("UPDATE checkout_sessions SET expires_at = '2000-01-01 00:00:00'");
+    let (url, order_id) = scene.checkout("hosted");
+    scene.app.pass_session_end(&scene.merchant, &order_id);
     let browser = Browser::start();
     browser.goto(&url);
     assert!(browser.text("main").contains("Checkout expired"));

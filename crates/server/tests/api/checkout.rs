@@ -1,8 +1,10 @@
 //! `POST /checkout`: the happy path and what it writes.
 
+use chrono::{DateTime, Duration, Utc};
+use domain::ports::Clock;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, TestMerchant};
 use crate::on_both_backends;
 
 fn creating_a_checkout_returns_an_order_a_payment_and_a_page(backend: Backend) {
@@ -78,6 +80,52 @@ fn the_session_never_outlives_the_claim(backend: Backend) {
     assert_eq!(expires_at.timestamp(), payload.exp);
 }
 
+/// Sessions of two minutes rather than thirty. The background sweep stays out of the way, so that
+/// the test's own sweep is the one that expires them.
+const TWO_MINUTE_SESSIONS: &[(&str, &str)] =
+    &[("CHECKOUT_SESSION_TTL_SECONDS", "120"), ("CHECKOUT_SWEEP_INTERVAL_SECONDS", "3600")];
+
+/// A moment before `end` the session takes a card; just after, the page, the merchant API and the
+/// sweeper all hold it expired.
+fn assert_session_ends_at(app: &TestApp, merchant: &TestMerchant, page: &str, order_id: &str, end: DateTime<Utc>) {
+    app.clock.set(end - Duration::seconds(2));
+    assert!(app.request("GET", page, &[]).text.contains("name=\"number\""), "the page still takes a card");
+    assert_eq!(app.get_order(&merchant.key, order_id)["session"]["status"], "open");
+    assert_eq!(app.sweep()[1], 0, "nothing to expire yet");
+    app.clock.set(end + Duration::milliseconds(1));
+    assert!(app.request("GET", page, &[]).text.contains("Checkout expired"));
+    let order = app.get_order(&merchant.key, order_id);
+    assert_eq!((order["status"].as_str(), order["session"]["status"].as_str()), (Some("expired"), Some("expired")));
+    assert_eq!(app.sweep()[1], 1, "the sweeper expires it");
+}
+
+fn a_session_lives_the_configured_time(backend: Backend) {
+    let app = TestApp::spawn_with(backend, TWO_MINUTE_SESSIONS);
+    let merchant = app.new_merchant();
+    let ttl = Duration::seconds(120);
+    let asked = app.clock.now();
+    let (page, order_id) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let answered = app.clock.now();
+    let end = app.session_end(&merchant, &order_id);
+    // The claim would allow fifteen minutes; the session takes two (cut to the millisecond).
+    assert!(asked + ttl - Duration::milliseconds(1) <= end && end <= answered + ttl, "ends {end}, asked {asked}");
+    assert_session_ends_at(&app, &merchant, &page, &order_id, end);
+}
+
+fn a_session_never_outlives_its_claim_whatever_the_configured_time(backend: Backend) {
+    let app = TestApp::spawn_with(backend, TWO_MINUTE_SESSIONS);
+    let merchant = app.new_merchant();
+    let mut claim = app.claim_payload(&merchant);
+    claim.exp = claim.iat + 60;
+    let response = app.post_checkout(&merchant.key, &app.body_with(&app.signer.sign(&claim)));
+    assert_eq!(response.status, 200, "{}", response.text);
+    let created = response.json();
+    let end: DateTime<Utc> = created["expiresAt"].as_str().unwrap().parse().unwrap();
+    assert_eq!(end, DateTime::from_timestamp(claim.exp, 0).unwrap(), "the claim's exp, not two minutes");
+    let page = created["checkoutUrl"].as_str().unwrap().strip_prefix("http://checkout.test").unwrap();
+    assert_session_ends_at(&app, &merchant, page, created["orderId"].as_str().unwrap(), end);
+}
+
 fn the_api_prefix_serves_the_same_endpoint(backend: Backend) {
     let app = TestApp::spawn(backend);
     let merchant = app.new_merchant();
@@ -102,6 +150,8 @@ on_both_backends!(
     the_token_is_stored_only_as_a_hash,
     an_embedded_checkout_gets_an_embed_url,
     the_session_never_outlives_the_claim,
+    a_session_lives_the_configured_time,
+    a_session_never_outlives_its_claim_whatever_the_configured_time,
     the_api_prefix_serves_the_same_endpoint,
     unknown_routes_and_methods_answer_json,
 );

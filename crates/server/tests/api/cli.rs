@@ -96,7 +96,26 @@ fn cli_errors_are_json_on_stderr(backend: Backend) {
     assert_eq!(error["error"], "invalid_id");
 }
 
-on_both_backends!(the_operator_cli_sets_up_a_merchant_that_can_check_out, cli_errors_are_json_on_stderr);
+fn a_merchant_name_is_trimmed_and_refused_when_empty_long_or_unprintable(backend: Backend) {
+    let db = TestDb::new(backend);
+    let made = json_out(&db, &["merchant", "create", "--name", "  Drop Shop \t"]);
+    assert_eq!(made["name"], "Drop Shop");
+    let longest = "é".repeat(200);
+    assert_eq!(json_out(&db, &["merchant", "create", "--name", &longest])["name"], longest.as_str());
+    for refused in ["   ", &"é".repeat(201), "Drop\nShop", "Drop \u{202E}pohS"] {
+        let output = checkout_server(&db, &["merchant", "create", "--name", refused]);
+        assert_eq!(output.status.code(), Some(1), "{refused:?}");
+        let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+        assert_eq!(error["error"], "invalid_name", "{refused:?}: {error}");
+    }
+    assert_eq!(json_out(&db, &["merchant", "list"]).as_array().map(Vec::len), Some(2), "nothing refused was made");
+}
+
+on_both_backends!(
+    the_operator_cli_sets_up_a_merchant_that_can_check_out,
+    cli_errors_are_json_on_stderr,
+    a_merchant_name_is_trimmed_and_refused_when_empty_long_or_unprintable,
+);
 
 #[test]
 fn production_refuses_to_start_and_names_each_setting() {

@@ -8,20 +8,19 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::ids::MerchantId;
-use domain::merchant::{Livemode, MerchantStatus};
-use domain::ports::MerchantStore;
+use domain::merchant::{Livemode, MerchantService, MerchantStatus};
+use domain::ports::Clock;
 use domain::secret::random_token;
-use persistence::{Database, DbOptions, MerchantRepository};
+use persistence::{Database, DbOptions};
 use serde_json::{json, Value};
-use server::cli::{create_key, create_merchant};
 use server::config::Config;
-use server::startup::{Adapters, Application, Jobs};
+use server::startup::{merchant_service, Adapters, Application, Jobs};
 
 pub use crate::provider::{GatedSandbox, Hold, TestClock};
 
@@ -206,6 +205,8 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     /// The server's payment provider: the sandbox, with a gate the test can close.
     pub provider: Arc<GatedSandbox>,
+    /// The operator's merchant and key use cases, on the server's clock.
+    pub merchants: MerchantService,
     agent: ureq::Agent,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
@@ -261,6 +262,7 @@ impl TestApp {
         // Redirects are what the checkout page answers with: tests look at them, not past them.
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).redirects(0).build();
         let db = test_db.database();
+        let merchants = merchant_service(&db, clock.clone());
         Self {
             address: format!("http://127.0.0.1:{port}"),
             signer,
@@ -268,6 +270,7 @@ impl TestApp {
             jobs,
             clock,
             provider,
+            merchants,
             agent,
             handle,
             thread: Some(thread),
@@ -285,29 +288,26 @@ impl TestApp {
     }
 
     pub fn new_merchant_in(&self, livemode: Livemode) -> TestMerchant {
-        let store = MerchantRepository::new(self.db.clone());
-        let merchant = create_merchant(&store, "Test Merchant").expect("merchant");
-        let (summary, secret) = create_key(&store, merchant.id, livemode).expect("key");
-        TestMerchant { id: merchant.id, key: secret.secret().expose().to_owned(), key_id: summary.id }
+        let merchant = self.merchants.create_merchant("Test Merchant").expect("merchant");
+        self.key_for(merchant.id, livemode)
     }
 
     pub fn suspend(&self, merchant: &TestMerchant) {
-        MerchantRepository::new(self.db.clone())
-            .set_merchant_status(merchant.id, MerchantStatus::Suspended)
-            .expect("suspend");
+        self.merchants.set_status(merchant.id, MerchantStatus::Suspended).expect("suspend");
     }
 
     pub fn activate(&self, merchant: &TestMerchant) {
-        MerchantRepository::new(self.db.clone())
-            .set_merchant_status(merchant.id, MerchantStatus::Active)
-            .expect("activate");
+        self.merchants.set_status(merchant.id, MerchantStatus::Active).expect("activate");
     }
 
     /// `merchant` with another secret key of its own, in `livemode`.
     pub fn new_key(&self, merchant: &TestMerchant, livemode: Livemode) -> TestMerchant {
-        let store = MerchantRepository::new(self.db.clone());
-        let (summary, secret) = create_key(&store, merchant.id, livemode).expect("key");
-        TestMerchant { id: merchant.id, key: secret.secret().expose().to_owned(), key_id: summary.id }
+        self.key_for(merchant.id, livemode)
+    }
+
+    fn key_for(&self, id: MerchantId, livemode: Livemode) -> TestMerchant {
+        let (summary, secret) = self.merchants.create_key(id, livemode).expect("key");
+        TestMerchant { id, key: secret.secret().expose().to_owned(), key_id: summary.id }
     }
 
     /// Runs the server's background jobs once, as its sweeper would.
@@ -320,7 +320,8 @@ impl TestApp {
         self.request("POST", &format!("/orders/{order_id}/cancel"), &[("Authorization", &format!("Bearer {key}"))])
     }
 
-    /// A claim payload for `merchant`: two tees at 25.00, valid for 15 minutes, with a fresh `jti`.
+    /// A claim payload for `merchant`: two tees at 25.00, valid for 15 minutes from the server's
+    /// time (the test's clock), with a fresh `jti`.
     pub fn claim_payload(&self, merchant: &TestMerchant) -> ClaimPayload {
         let items = vec![
             ClaimItem { sku: "TEE-1".into(), name: "Tee".into(), quantity: 2, unit_amount: 2500 },
@@ -329,7 +330,7 @@ impl TestApp {
         ClaimPayload {
             sub: "cus_test".into(),
             experience_id: Some("exp_1".into()),
-            ..ClaimPayload::new(merchant.id, items, Utc::now(), 900)
+            ..ClaimPayload::new(merchant.id, items, self.clock.now(), 900)
         }
     }
 
@@ -442,6 +443,56 @@ impl TestApp {
             &format!("{page_path}/pay"),
             &[("form_token", &form_token), ("number", number), ("expiry", "12/40"), ("cvc", "123")],
         )
+    }
+
+    /// Starts paying `page_path` with the test card that succeeds, on a thread of `scope`, with the
+    /// provider's gate holding the charge at `hold`; returns once the charge waits there.
+    pub fn held_pay<'scope>(
+        &'scope self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        page_path: &'scope str,
+        hold: Hold,
+    ) -> std::thread::ScopedJoinHandle<'scope, Response> {
+        self.provider.hold(hold);
+        let form_token = self.form_token(page_path);
+        let pay = scope.spawn(move || {
+            self.post_form(
+                &format!("{page_path}/pay"),
+                &[("form_token", &form_token), ("number", "4242 4242 4242 4242"), ("expiry", "12/40"), ("cvc", "123")],
+            )
+        });
+        self.provider.wait_for_held(1);
+        pay
+    }
+
+    /// When `order_id`'s checkout session ends, as the merchant API shows it.
+    pub fn session_end(&self, merchant: &TestMerchant, order_id: &str) -> DateTime<Utc> {
+        let order = self.get_order(&merchant.key, order_id);
+        order["session"]["expiresAt"].as_str().expect("session.expiresAt").parse().expect("RFC 3339")
+    }
+
+    /// Moves the server's clock just past the end of `order_id`'s checkout session.
+    pub fn pass_session_end(&self, merchant: &TestMerchant, order_id: &str) {
+        self.clock.set(self.session_end(merchant, order_id) + chrono::Duration::milliseconds(1));
+    }
+
+    /// Runs the server's webhook dispatcher by hand, round after round, until nothing is due;
+    /// returns the attempts made. (Tests that call it slow the dispatcher's own rounds down with
+    /// `CHECKOUT_WEBHOOK_POLL_MS`, so what it finds is all there is.)
+    pub fn deliver_webhooks(&self) -> usize {
+        let mut attempts = 0;
+        loop {
+            match self.jobs.webhooks().dispatch_once(10).expect("dispatch") {
+                0 => return attempts,
+                made => attempts += made,
+            }
+            assert!(attempts < 1_000, "the dispatcher never ran out of due deliveries");
+        }
+    }
+
+    /// How many webhook deliveries wait to be sent.
+    pub fn pending_webhooks(&self) -> usize {
+        self.jobs.webhooks().deliveries(Some("pending"), 1_000).expect("deliveries").len()
     }
 
     pub fn get_order(&self, key: &str, order_id: &str) -> Value {

@@ -204,25 +204,6 @@ fn with_two_servers_on_postgres_a_pay_racing_expiry_never_loses_money() {
     race_pay_against_expiry(&first, &second, 100);
 }
 
-/// Starts a pay on a thread; the gate holds its charge where `hold` says.
-fn held_pay<'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
-    app: &'scope TestApp,
-    path: &'scope str,
-    hold: Hold,
-) -> std::thread::ScopedJoinHandle<'scope, Response> {
-    app.provider.hold(hold);
-    let form_token = app.form_token(path);
-    let pay = scope.spawn(move || {
-        app.post_form(
-            &format!("{path}/pay"),
-            &[("form_token", &form_token), ("number", SUCCEEDS), ("expiry", "12/40"), ("cvc", "123")],
-        )
-    });
-    app.provider.wait_for_held(1);
-    pay
-}
-
 fn a_charge_in_flight_blocks_cancel_expiry_and_a_new_order_for_its_claim(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[QUIET, &[("CHECKOUT_SESSION_TTL_SECONDS", "60")]].concat());
     let merchant = listening_merchant(&app);
@@ -230,7 +211,7 @@ fn a_charge_in_flight_blocks_cancel_expiry_and_a_new_order_for_its_claim(backend
     let (path, order_id) = app.create_checkout(&merchant, &app.body_with(&claim));
     let form_token = app.form_token(&path);
     std::thread::scope(|scope| {
-        let pay = held_pay(scope, &app, &path, Hold::BeforeCharging);
+        let pay = app.held_pay(scope, &path, Hold::BeforeCharging);
 
         let cancel = app.cancel_order(&merchant.key, &order_id);
         assert_eq!(cancel.status, 409, "{}", cancel.text);
@@ -266,7 +247,7 @@ fn a_charge_whose_answer_was_lost_is_looked_up_and_recorded(backend: Backend) {
     let (path, order_id) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
     std::thread::scope(|scope| {
         // The provider charged; the process froze before recording the answer.
-        let pay = held_pay(scope, &app, &path, Hold::AfterCharging);
+        let pay = app.held_pay(scope, &path, Hold::AfterCharging);
         app.clock.advance(chrono::Duration::minutes(3));
         assert_eq!(app.sweep()[0], 1, "the stuck charge is resolved");
         let order = app.get_order(&merchant.key, &order_id);
@@ -285,17 +266,20 @@ fn a_charge_the_provider_never_took_is_freed_without_counting_as_a_decline(backe
     let app = TestApp::spawn_with(backend, &[QUIET, &[("CHECKOUT_PAY_ATTEMPTS_MAX", "1")]].concat());
     let merchant = listening_merchant(&app);
     let (path, order_id) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
-    app.execute(&format!(
-        "INSERT INTO payment_attempts (id, payment_id, provider, outcome, card_brand, card_last4, created_at) \
-         SELECT 'pa_died', id, 'sandbox', 'processing', 'visa', '4242', '2000-01-01 00:00:00' FROM payments \
-         WHERE order_id = '{order_id}'; \
-         UPDATE payments SET status = 'processing', updated_at = '2000-01-01 00:00:00' WHERE order_id = '{order_id}'"
-    ));
-    assert_eq!(app.sweep()[0], 1);
-    let order = app.get_order(&merchant.key, &order_id);
-    assert_eq!(order["payment"]["status"], "failed");
-    assert_eq!(order["payment"]["lastAttempt"]["declineCode"], "processing_error");
-    assert_eq!(order["payment"]["failedAttempts"], 0, "nothing was declined");
+    std::thread::scope(|scope| {
+        // A charge is recorded, and its process stalls before the provider sees it.
+        let pay = app.held_pay(scope, &path, Hold::BeforeCharging);
+        app.clock.advance(chrono::Duration::minutes(3));
+        assert_eq!(app.sweep()[0], 1);
+        let order = app.get_order(&merchant.key, &order_id);
+        assert_eq!(order["payment"]["status"], "failed");
+        assert_eq!(order["payment"]["lastAttempt"]["declineCode"], "processing_error");
+        assert_eq!(order["payment"]["failedAttempts"], 0, "nothing was declined");
+        // The stalled call never reaches the provider; what its process records changes nothing.
+        app.provider.drop_held();
+        assert!(!is_server_error(&pay.join().unwrap()));
+    });
+    assert_eq!(app.get_order(&merchant.key, &order_id)["payment"]["failedAttempts"], 0);
     assert_eq!(events(&app, &order_id, "payment.failed"), 1);
     assert_eq!(pay_form(&app, &path, SUCCEEDS).header("location"), Some("https://shop.example/success"));
     assert_money_kept(&app, &merchant, &order_id);
@@ -322,7 +306,7 @@ fn a_charge_that_lands_after_its_order_ended_is_refunded(backend: Backend, endin
     let (path, order_id) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
     std::thread::scope(|scope| {
         // The provider is slow; the job asks it, hears it has no such charge, and frees the payment.
-        let pay = held_pay(scope, &app, &path, Hold::BeforeCharging);
+        let pay = app.held_pay(scope, &path, Hold::BeforeCharging);
         app.clock.advance(chrono::Duration::minutes(3));
         assert_eq!(app.sweep()[0], 1);
         assert_eq!(app.get_order(&merchant.key, &order_id)["payment"]["status"], "failed");
@@ -356,7 +340,7 @@ fn a_charge_that_lands_late_on_a_checkout_still_open_pays_it(backend: Backend) {
     let merchant = listening_merchant(&app);
     let (path, order_id) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
     std::thread::scope(|scope| {
-        let pay = held_pay(scope, &app, &path, Hold::BeforeCharging);
+        let pay = app.held_pay(scope, &path, Hold::BeforeCharging);
         app.clock.advance(chrono::Duration::minutes(3));
         app.sweep();
         app.provider.release();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, TestMerchant};
+use crate::helpers::{Backend, Hold, TestApp, TestMerchant};
 use crate::on_both_backends;
 
 const SUCCEEDS: &str = "4242 4242 4242 4242";
@@ -138,7 +138,7 @@ fn an_expired_session_says_so_and_never_charges(backend: Backend) {
     let merchant = app.new_merchant();
     let (page, order_id) = checkout(&app, &merchant, "hosted");
     let form_token = app.form_token(&page);
-    app.execute("UPDATE checkout_sessions SET expires_at = '2000-01-01 00:00:00'");
+    app.pass_session_end(&merchant, &order_id);
     let shown = app.request("GET", &page, &[]);
     assert!(shown.text.contains("Checkout expired"), "{}", shown.text);
     let paid = app.post_form(
@@ -153,11 +153,12 @@ fn an_expired_session_says_so_and_never_charges(backend: Backend) {
 fn sessions_expire_even_when_nobody_looks(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("CHECKOUT_SWEEP_INTERVAL_SECONDS", "1")]);
     let merchant = app.new_merchant();
-    let (_, order_id) = checkout(&app, &merchant, "hosted");
+    // One claim runs out in a minute, the other in fifteen: so do their sessions.
+    let mut short = app.claim_payload(&merchant);
+    short.exp = short.iat + 60;
+    let (_, order_id) = app.create_checkout(&merchant, &app.body_with(&app.signer.sign(&short)));
     let (_, open_id) = checkout(&app, &merchant, "hosted");
-    app.execute(&format!(
-        "UPDATE checkout_sessions SET expires_at = '2000-01-01 00:00:00' WHERE order_id = '{order_id}'"
-    ));
+    app.pass_session_end(&merchant, &order_id);
     // The sweeper runs in the background: wait for its effect, bounded.
     let deadline = Instant::now() + Duration::from_secs(15);
     let stored =
@@ -179,16 +180,21 @@ fn a_charge_whose_process_died_is_freed_and_can_be_retried(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("CHECKOUT_SWEEP_INTERVAL_SECONDS", "1")]);
     let merchant = app.new_merchant();
     let (page, order_id) = checkout(&app, &merchant, "hosted");
-    // A process took the payment to the provider and died before recording the answer.
-    app.execute(&format!(
-        "UPDATE payments SET status = 'processing', updated_at = '2000-01-01 00:00:00' WHERE order_id = '{order_id}'"
-    ));
-    assert!(app.request("GET", &page, &[]).text.contains("Payment in progress"));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while app.get_order(&merchant.key, &order_id)["payment"]["status"] == "processing" && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(app.get_order(&merchant.key, &order_id)["payment"]["status"], "failed");
+    std::thread::scope(|scope| {
+        // A process records the charge and stops before the provider sees it.
+        let pay = app.held_pay(scope, &page, Hold::BeforeCharging);
+        assert!(app.request("GET", &page, &[]).text.contains("Payment in progress"));
+        // Minutes pass: the background sweeper asks the provider, which never saw the charge.
+        app.clock.advance(chrono::Duration::minutes(3));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while app.get_order(&merchant.key, &order_id)["payment"]["status"] == "processing" && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(app.get_order(&merchant.key, &order_id)["payment"]["status"], "failed");
+        app.provider.drop_held();
+        pay.join().unwrap();
+    });
     assert_eq!(app.pay(&page, SUCCEEDS).status, 303, "the consumer can pay again");
     assert_eq!(app.get_order(&merchant.key, &order_id)["status"], "paid");
 }

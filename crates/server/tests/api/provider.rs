@@ -56,8 +56,10 @@ struct Gate {
     hold: Hold,
     /// Charges waiting at the gate.
     waiting: usize,
-    /// Charges let through so far by `release`.
+    /// Charges let through so far by `release` or `drop_held`.
     released: u64,
+    /// Whether the last of them was `drop_held`.
+    dropped: bool,
     /// (payment id, attempt id) of every charge asked for.
     asked: Vec<(String, String)>,
 }
@@ -88,9 +90,21 @@ impl GatedSandbox {
 
     /// Lets every held charge through and stops holding.
     pub fn release(&self) {
+        self.open(false);
+    }
+
+    /// Stops holding; charges held `BeforeCharging` never reach the sandbox: each fails as a call
+    /// whose connection dropped would, with nothing charged. (The process that asked is as good
+    /// as dead: whatever it records comes after the sweeper has dealt with its charge.)
+    pub fn drop_held(&self) {
+        self.open(true);
+    }
+
+    fn open(&self, dropped: bool) {
         let mut gate = self.gate.lock().unwrap();
         gate.hold = Hold::Nothing;
         gate.released += 1;
+        gate.dropped = dropped;
         self.changed.notify_all();
     }
 
@@ -110,10 +124,11 @@ impl GatedSandbox {
         attempts.into_iter().filter(|a| ours.contains(&a)).collect()
     }
 
-    fn wait_at(&self, hold: Hold) {
+    /// Holds the calling charge if the gate holds at `hold`; `true` if it was dropped.
+    fn wait_at(&self, hold: Hold) -> bool {
         let mut gate = self.gate.lock().unwrap();
         if gate.hold != hold {
-            return;
+            return false;
         }
         let ticket = gate.released;
         gate.waiting += 1;
@@ -128,6 +143,7 @@ impl GatedSandbox {
             gate = self.changed.wait_timeout(gate, left).unwrap().0;
         }
         gate.waiting -= 1;
+        gate.released != ticket && gate.dropped
     }
 }
 
@@ -142,8 +158,11 @@ impl PaymentProvider for GatedSandbox {
 
     fn charge(&self, charge: &Charge<'_>) -> Result<ChargeResult, ProviderError> {
         self.gate.lock().unwrap().asked.push((charge.payment_id.to_owned(), charge.attempt_id.to_owned()));
-        self.wait_at(Hold::BeforeCharging);
+        if self.wait_at(Hold::BeforeCharging) {
+            return Err(ProviderError("the connection dropped before the provider answered".into()));
+        }
         let result = self.sandbox.charge(charge);
+        // Charged already: a drop here could not undo it, so the answer comes back either way.
         self.wait_at(Hold::AfterCharging);
         result
     }

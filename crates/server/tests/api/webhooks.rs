@@ -4,13 +4,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use domain::dispatch::WebhookService;
+use chrono::Utc;
 use domain::merchant::Livemode;
-use domain::ports::Clock;
 use domain::secret::Secret;
-use domain::webhook::{signature, WebhookSecrets};
-use persistence::WebhookRepository;
+use domain::webhook::signature;
 use serde_json::{json, Value};
 
 use crate::helpers::{Backend, Incoming, LoopbackServer, TestApp, TestMerchant};
@@ -93,6 +90,10 @@ fn assert_signed(delivery: &Incoming, secret: &str) {
 
 const FAST: &[(&str, &str)] = &[("CHECKOUT_WEBHOOK_POLL_MS", "50")];
 
+/// The server's dispatcher waits an hour between its rounds (it makes one at start): the test
+/// steps it by hand (`app.jobs.webhooks()`, `app.deliver_webhooks()`), on the server's clock.
+const MANUAL: &[(&str, &str)] = &[("CHECKOUT_WEBHOOK_POLL_MS", "3600000")];
+
 fn every_event_arrives_signed_in_order_with_the_order_as_the_api_shows_it(backend: Backend) {
     let app = TestApp::spawn_with(backend, FAST);
     let merchant = app.new_merchant();
@@ -123,44 +124,39 @@ fn every_event_arrives_signed_in_order_with_the_order_as_the_api_shows_it(backen
 }
 
 fn cancelled_and_expired_orders_are_told_and_subscriptions_filter(backend: Backend) {
-    let app =
-        TestApp::spawn_with(backend, &[("CHECKOUT_WEBHOOK_POLL_MS", "50"), ("CHECKOUT_SWEEP_INTERVAL_SECONDS", "1")]);
+    let app = TestApp::spawn_with(backend, &[MANUAL, &[("CHECKOUT_SWEEP_INTERVAL_SECONDS", "3600")]].concat());
     let merchant = app.new_merchant();
     let receiver = Receiver::start();
     register(&app, &merchant, &receiver.url, &["order.cancelled", "order.expired"]);
     let (_, cancelled) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
     let (_, expired) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
-    let auth = format!("Bearer {}", merchant.key);
-    assert_eq!(app.request("POST", &format!("/orders/{cancelled}/cancel"), &[("Authorization", &auth)]).status, 200);
-    app.execute(&format!(
-        "UPDATE checkout_sessions SET expires_at = '2000-01-01 00:00:00' WHERE order_id = '{expired}'"
-    ));
-    let deliveries = receiver.wait_for(2);
-    let seen: Vec<(String, String)> = deliveries
+    assert_eq!(app.cancel_order(&merchant.key, &cancelled).status, 200);
+    app.pass_session_end(&merchant, &expired);
+    assert_eq!(app.sweep()[1], 1, "the open one expires");
+
+    assert_eq!(app.deliver_webhooks(), 2, "order.created was not subscribed");
+    let seen: Vec<(String, String)> = receiver
+        .received()
         .iter()
         .map(|d| (d.json()["type"].as_str().unwrap().to_owned(), d.json()["data"]["id"].as_str().unwrap().to_owned()))
         .collect();
     assert_eq!(seen, [("order.cancelled".to_owned(), cancelled), ("order.expired".to_owned(), expired)]);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(receiver.received().len(), 2, "order.created was not subscribed");
+    assert_eq!(app.pending_webhooks(), 0, "and nothing else waits to be sent");
 }
 
 fn test_events_never_reach_live_endpoints(backend: Backend) {
-    let app = TestApp::spawn_with(backend, FAST);
+    let app = TestApp::spawn_with(backend, MANUAL);
     let merchant = app.new_merchant();
-    let live_key =
-        server::cli::create_key(&persistence::MerchantRepository::new(app.db.clone()), merchant.id, Livemode::Live)
-            .unwrap()
-            .1;
-    let live = TestMerchant { key: live_key.secret().expose().to_owned(), ..merchant.clone() };
+    let live = app.new_key(&merchant, Livemode::Live);
     let live_receiver = Receiver::start();
     let test_receiver = Receiver::start();
     register(&app, &live, &live_receiver.url, &[]);
     register(&app, &merchant, &test_receiver.url, &[]);
     app.create_checkout(&merchant, &app.checkout_body(&merchant));
-    test_receiver.wait_for(1);
-    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(app.deliver_webhooks(), 1, "one delivery, to the test endpoint");
+    assert_eq!(test_receiver.received().len(), 1);
     assert!(live_receiver.received().is_empty());
+    assert_eq!(app.pending_webhooks(), 0, "none waits for the live endpoint");
     let listed = app.request("GET", "/webhook-endpoints", &[("Authorization", &format!("Bearer {}", live.key))]);
     assert_eq!(listed.json()["data"].as_array().unwrap().len(), 1, "a key sees its mode's endpoints only");
 }
@@ -169,12 +165,12 @@ fn an_event_committed_before_a_crash_is_delivered_after_restart(backend: Backend
     // No dispatcher runs in the first server: it "dies" between the commit and the delivery.
     let db = crate::helpers::TestDb::new(backend);
     let signer = domain::claim::ClaimSigner::generate();
-    let first = TestApp::spawn_on(db.shared(), signer, &[("CHECKOUT_WEBHOOK_POLL_MS", "3600000")]);
+    let first = TestApp::spawn_on(db.shared(), signer, MANUAL);
     let merchant = first.new_merchant();
     let receiver = Receiver::start();
     let (_, secret) = register(&first, &merchant, &receiver.url, &[]);
     let (_, order_id) = first.create_checkout(&merchant, &first.checkout_body(&merchant));
-    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(first.pending_webhooks(), 1, "committed with the order, not sent");
     assert!(receiver.received().is_empty());
     let signer = first.signer_copy();
     drop(first);
@@ -185,35 +181,6 @@ fn an_event_committed_before_a_crash_is_delivered_after_restart(backend: Backend
     assert_eq!(delivery.json()["data"]["id"], order_id.as_str());
 }
 
-/// A clock the test moves.
-struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl ManualClock {
-    fn advance(&self, by: chrono::Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-/// A dispatcher of the test's own over the app's database, on a clock the test moves. The app's
-/// own dispatcher is slowed to an hour so that it stays out of the way.
-fn dispatcher(app: &TestApp, clock: &Arc<ManualClock>) -> WebhookService {
-    WebhookService::new(
-        Arc::new(WebhookRepository::new(app.db.clone())),
-        Arc::new(webhook_http::HttpSender::new(true).unwrap()),
-        clock.clone(),
-        WebhookSecrets::new(Secret::new(crate::helpers::TOKEN_SECRET)),
-        false,
-    )
-}
-
-const MANUAL: &[(&str, &str)] = &[("CHECKOUT_WEBHOOK_POLL_MS", "3600000")];
-
 fn a_receiver_that_fails_three_times_gets_it_on_the_fourth_attempt_on_schedule(backend: Backend) {
     let app = TestApp::spawn_with(backend, MANUAL);
     let merchant = app.new_merchant();
@@ -221,8 +188,7 @@ fn a_receiver_that_fails_three_times_gets_it_on_the_fourth_attempt_on_schedule(b
     register(&app, &merchant, &receiver.url, &["order.created"]);
     receiver.answer_with(&[500, 503, 502]);
     app.create_checkout(&merchant, &app.checkout_body(&merchant));
-    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
-    let webhooks = dispatcher(&app, &clock);
+    let (webhooks, clock) = (app.jobs.webhooks(), &app.clock);
 
     assert_eq!(webhooks.dispatch_once(10).unwrap(), 1, "first attempt");
     assert_eq!(webhooks.dispatch_once(10).unwrap(), 1, "the first retry is immediate");
@@ -250,8 +216,7 @@ fn after_the_last_attempt_a_delivery_has_failed_and_can_be_resent(backend: Backe
     register(&app, &merchant, &receiver.url, &["order.created"]);
     receiver.answer_with(&[500; 9]);
     app.create_checkout(&merchant, &app.checkout_body(&merchant));
-    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
-    let webhooks = dispatcher(&app, &clock);
+    let (webhooks, clock) = (app.jobs.webhooks(), &app.clock);
     for _ in 0..9 {
         assert_eq!(webhooks.dispatch_once(10).unwrap(), 1);
         clock.advance(chrono::Duration::hours(27));
@@ -274,8 +239,7 @@ fn gone_disables_the_endpoint(backend: Backend) {
     register(&app, &merchant, &receiver.url, &[]);
     receiver.answer_with(&[410]);
     app.create_checkout(&merchant, &app.checkout_body(&merchant));
-    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
-    let webhooks = dispatcher(&app, &clock);
+    let (webhooks, clock) = (app.jobs.webhooks(), &app.clock);
     assert_eq!(webhooks.dispatch_once(10).unwrap(), 1);
     let listed = app.request("GET", "/webhook-endpoints", &[("Authorization", &format!("Bearer {}", merchant.key))]);
     assert_eq!(listed.json()["data"][0]["status"], "disabled");
@@ -287,6 +251,7 @@ fn gone_disables_the_endpoint(backend: Backend) {
 
 fn two_dispatchers_never_send_one_delivery_at_the_same_time(backend: Backend) {
     let app = TestApp::spawn_with(backend, MANUAL);
+    let replica = TestApp::spawn_on(app.test_db.shared(), app.signer_copy(), MANUAL);
     let merchant = app.new_merchant();
     let receivers: Vec<Receiver> = (0..3).map(|_| Receiver::start()).collect();
     for receiver in &receivers {
@@ -296,8 +261,7 @@ fn two_dispatchers_never_send_one_delivery_at_the_same_time(backend: Backend) {
     for _ in 0..4 {
         app.create_checkout(&merchant, &app.checkout_body(&merchant));
     }
-    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
-    let (a, b) = (dispatcher(&app, &clock), dispatcher(&app, &clock));
+    let (a, b) = (app.jobs.webhooks(), replica.jobs.webhooks());
     let barrier = std::sync::Barrier::new(2);
     std::thread::scope(|scope| {
         for webhooks in [&a, &b] {
@@ -328,8 +292,7 @@ fn during_a_rotation_both_secrets_sign(backend: Backend) {
     let merchant = app.new_merchant();
     let receiver = Receiver::start();
     let (endpoint, old) = register(&app, &merchant, &receiver.url, &["order.created"]);
-    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
-    let webhooks = dispatcher(&app, &clock);
+    let (webhooks, clock) = (app.jobs.webhooks(), &app.clock);
     let (_, new) = webhooks.rotate_secret(endpoint.parse().unwrap()).unwrap();
     assert_ne!(new.expose(), old);
     app.create_checkout(&merchant, &app.checkout_body(&merchant));
@@ -342,7 +305,6 @@ fn during_a_rotation_both_secrets_sign(backend: Backend) {
 
     clock.advance(chrono::Duration::hours(25));
     app.create_checkout(&merchant, &app.checkout_body(&merchant));
-    // Events are written at the server's time; the dispatcher's clock is a day ahead.
     assert_eq!(webhooks.dispatch_once(10).unwrap(), 1);
     let after = &receiver.received()[1];
     assert_eq!(after.header("x-fanfare-signature").split(", ").count(), 1, "the old secret stopped after 24 h");
