@@ -110,11 +110,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .default_service(only("GET, HEAD")),
             );
         }
-        for (mode, base) in [(Mode::Hosted, "/c"), (Mode::Embedded, "/embed")] {
-            let mode = web::Data::new(routes::checkout_page::PageMode(mode));
+        for mode in [Mode::Hosted, Mode::Embedded] {
             cfg.service(
-                web::scope(base)
-                    .app_data(mode)
+                web::scope(mode.page_path())
+                    .app_data(web::Data::new(routes::checkout_page::PageMode(mode)))
                     .route("/{token}", get().to(routes::checkout_page::view))
                     .route("/{token}/pay", web::post().to(routes::checkout_page::pay))
                     .route("/{token}/cancel", web::post().to(routes::checkout_page::cancel)),

@@ -81,11 +81,9 @@ pub struct Render<'a> {
     pub now: DateTime<Utc>,
 }
 
-fn base_path(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Hosted => "c",
-        Mode::Embedded => "embed",
-    }
+/// The path of a checkout page: its mode's [`Mode::page_path`], then the token.
+pub fn path(mode: Mode, token: &str) -> String {
+    format!("{}/{token}", mode.page_path())
 }
 
 fn summary(record: &CheckoutRecord) -> String {
@@ -130,7 +128,7 @@ fn field(id: &str, label: &str, attrs: &str, error: Option<CardError>) -> String
 }
 
 fn payment_form(record: &CheckoutRecord, render: &Render<'_>) -> String {
-    let path = format!("/{}/{}", base_path(record.mode), render.token);
+    let path = path(record.mode, render.token);
     let card_error = match render.notice {
         Notice::Card(error) => Some(error),
         _ => None,

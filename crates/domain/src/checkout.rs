@@ -237,11 +237,7 @@ impl CheckoutUrls {
 
     /// The page URL of an order.
     pub fn url(&self, mode: Mode, order_id: &str) -> String {
-        let path = match mode {
-            Mode::Hosted => "c",
-            Mode::Embedded => "embed",
-        };
-        format!("{}/{path}/{}", self.public_url, self.token(order_id).expose())
+        format!("{}{}/{}", self.public_url, mode.page_path(), self.token(order_id).expose())
     }
 }
 

@@ -18,13 +18,6 @@ use crate::AppState;
 #[derive(Debug, Clone, Copy)]
 pub struct PageMode(pub Mode);
 
-fn path_of(mode: Mode, token: &str) -> String {
-    match mode {
-        Mode::Hosted => format!("/c/{token}"),
-        Mode::Embedded => format!("/embed/{token}"),
-    }
-}
-
 /// Headers every checkout page carries. The token is in the URL, so nothing may leak it onward;
 /// only the embedded page may be framed, and only by the merchant's own site (the origin of its
 /// `successUrl`). Every origin in a header is rebuilt from a parsed URL, never copied from input.
@@ -231,11 +224,11 @@ pub async fn pay(
         Ok(Paid::Succeeded(record)) | Ok(Paid::Refused(record, domain::lifecycle::Refused::Paid)) => {
             let location = match mode {
                 Mode::Hosted => record.success_redirect(),
-                Mode::Embedded => path_of(mode, &token),
+                Mode::Embedded => page::path(mode, &token),
             };
             redirect(&state, mode, &record, &location)
         }
-        Ok(Paid::Refused(record, _)) => redirect(&state, mode, &record, &path_of(mode, &token)),
+        Ok(Paid::Refused(record, _)) => redirect(&state, mode, &record, &page::path(mode, &token)),
         Ok(Paid::Declined(record, code)) => {
             show(&state, mode, &token, &record, StatusCode::PAYMENT_REQUIRED, Notice::Declined(code.message()))
         }
@@ -268,7 +261,7 @@ pub async fn cancel(
     let lookup = token.clone();
     match run(move || sessions.cancel_by_token(&lookup)).await {
         Ok(Ok(record)) if mode == Mode::Hosted => redirect(&state, mode, &record, &record.cancel_redirect()),
-        Ok(Ok(record)) | Ok(Err((record, _))) => redirect(&state, mode, &record, &path_of(mode, &token)),
+        Ok(Ok(record)) | Ok(Err((record, _))) => redirect(&state, mode, &record, &page::path(mode, &token)),
         Err(error) => failure(&state, mode, error),
     }
 }
