@@ -3,8 +3,11 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use domain::checkout::CheckoutError;
+use domain::dispatch::EndpointError;
+use domain::lifecycle::Refused;
 use domain::merchant::AuthError;
 use domain::ports::StoreError;
+use domain::session::SessionError;
 use serde::Serialize;
 
 use crate::json::Json;
@@ -172,6 +175,38 @@ impl ApiError {
             CheckoutError::KeyInProgress => ApiError::IdempotencyInProgress,
             CheckoutError::Store(e) => e.into(),
             CheckoutError::RateLimited(wait) => ApiError::RateLimited(crate::ratelimit::retry_after(wait)),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::NotFound => ApiError::NotFound,
+            SessionError::Store(e) => e.into(),
+            SessionError::Conflict => ApiError::Unavailable(error.to_string()),
+            SessionError::ModeUnsupported => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+/// Why an order could not be cancelled: a charge still in flight (retry shortly), or it has ended.
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::InProgress => ApiError::PaymentInProgress,
+            refused => ApiError::NotCancellable(refused.to_string()),
+        }
+    }
+}
+
+impl From<EndpointError> for ApiError {
+    fn from(error: EndpointError) -> Self {
+        match error {
+            EndpointError::Url(_) | EndpointError::EventType(_) => ApiError::InvalidRequest(error.to_string()),
+            EndpointError::NotFound => ApiError::NotFound,
+            EndpointError::TooMany => ApiError::EndpointLimitReached(error.to_string()),
+            EndpointError::Store(e) => e.into(),
         }
     }
 }
