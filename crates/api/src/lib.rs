@@ -70,6 +70,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(state.metrics.clone()));
         cfg.app_data(web::Data::from(state.limits.clone()));
         cfg.app_data(web::Data::new(state.authenticator.clone()));
+        let require_https = state.require_https;
         cfg.app_data(web::Data::new(state));
         for prefix in ["", "/api"] {
             cfg.service(
@@ -117,6 +118,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         for mode in [Mode::Hosted, Mode::Embedded] {
             cfg.service(
                 web::scope(mode.page_path())
+                    .wrap(page::security_headers(mode, require_https))
                     .app_data(web::Data::new(routes::checkout_page::PageMode(mode)))
                     .route("/{token}", get().to(routes::checkout_page::view))
                     .route("/{token}/pay", web::post().to(routes::checkout_page::pay))
