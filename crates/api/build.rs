@@ -36,7 +36,10 @@ fn json(yaml: &Yaml) -> Value {
 }
 
 fn main() {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.yaml");
+    // Read when the script runs, not baked in when it is compiled: a target directory shared by two
+    // checkouts may run a script compiled in the other one.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let source = Path::new(&manifest_dir).join("../../docs/openapi.yaml");
     println!("cargo:rerun-if-changed={}", source.display());
     let text = std::fs::read_to_string(&source).expect("docs/openapi.yaml");
     let documents = YamlLoader::load_from_str(&text).expect("docs/openapi.yaml is YAML");

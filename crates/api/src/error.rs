@@ -1,14 +1,21 @@
-//! `ApiError`: every failure a handler can return, mapped to HTTP in exactly one place.
+//! Every failure a handler can return, mapped to HTTP here and nowhere else: `ApiError` as JSON
+//! `{error, message}`, `PageError` as a checkout page. Every status a handler answers with is
+//! chosen in this file.
 
+use actix_web::error::BlockingError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use domain::checkout::CheckoutError;
+use domain::dispatch::EndpointError;
+use domain::lifecycle::Refused;
 use domain::merchant::AuthError;
 use domain::ports::StoreError;
+use domain::session::SessionError;
 use serde::Serialize;
 
 use crate::json::Json;
 use crate::observe::ErrorCause;
+use crate::page::{self, Notice, Tone};
 use crate::validation::Issue;
 
 /// An error answered as JSON `{error, message}` (plus `issues` for validation errors).
@@ -176,9 +183,152 @@ impl ApiError {
     }
 }
 
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(error: actix_web::error::BlockingError) -> Self {
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::NotFound => ApiError::NotFound,
+            SessionError::Store(e) => e.into(),
+            SessionError::Conflict => ApiError::Unavailable(error.to_string()),
+            SessionError::ModeUnsupported => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+/// Why an order could not be cancelled: a charge still in flight (retry shortly), or it has ended.
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::InProgress => ApiError::PaymentInProgress,
+            refused => ApiError::NotCancellable(refused.to_string()),
+        }
+    }
+}
+
+impl From<EndpointError> for ApiError {
+    fn from(error: EndpointError) -> Self {
+        match error {
+            EndpointError::Url(_) | EndpointError::EventType(_) => ApiError::InvalidRequest(error.to_string()),
+            EndpointError::NotFound => ApiError::NotFound,
+            EndpointError::TooMany => ApiError::EndpointLimitReached(error.to_string()),
+            EndpointError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BlockingError> for ApiError {
+    fn from(error: BlockingError) -> Self {
         ApiError::Internal(format!("blocking task failed: {error}"))
+    }
+}
+
+/// Why a checkout page answers with something other than the checkout: a page of its own for
+/// each, with its status, here. Every answer on the page's routes, these included, also carries
+/// the page's headers (`page::security_headers`).
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// 404: no checkout behind the token, or one of the other mode.
+    #[error("no such checkout")]
+    NotFound,
+    /// 403: a form this service did not render for this page, or one another site posted.
+    #[error("the form was not rendered for this page")]
+    FormRefused,
+    /// 429: the client address has spent its page posts; retry after that many seconds.
+    #[error("too many page posts; retry after {0} s")]
+    TooManyPosts(u64),
+    /// 409: the provider may not charge in this checkout's mode.
+    #[error("{}", SessionError::ModeUnsupported)]
+    ModeUnsupported,
+    /// 409: the checkout kept changing under the change.
+    #[error("{}", SessionError::Conflict)]
+    Conflict,
+    /// 503: storage (or the blocking pool) failed; logged with its cause, shown without it.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<SessionError> for PageError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::NotFound => PageError::NotFound,
+            SessionError::ModeUnsupported => PageError::ModeUnsupported,
+            SessionError::Conflict => PageError::Conflict,
+            SessionError::Store(e) => PageError::Unavailable(error_chain(&e)),
+        }
+    }
+}
+
+impl From<BlockingError> for PageError {
+    fn from(error: BlockingError) -> Self {
+        PageError::Unavailable(format!("blocking task failed: {error}"))
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::FormRefused => StatusCode::FORBIDDEN,
+            PageError::TooManyPosts(_) => StatusCode::TOO_MANY_REQUESTS,
+            PageError::ModeUnsupported | PageError::Conflict => StatusCode::CONFLICT,
+            PageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let wrong = "Something went wrong";
+        let (title, tone, heading, text) = match self {
+            PageError::NotFound => (
+                "Checkout not found",
+                Tone::Status,
+                "Checkout not found",
+                "This checkout link is not valid. Ask the merchant for a new one.".to_owned(),
+            ),
+            PageError::FormRefused => (
+                "Checkout",
+                Tone::Alert,
+                "This form was not accepted",
+                "Reload the checkout page and try again.".into(),
+            ),
+            PageError::TooManyPosts(wait) => (
+                "Checkout",
+                Tone::Alert,
+                "Too many attempts",
+                format!("Wait {wait} seconds, then reload the checkout page and try again. You were not charged."),
+            ),
+            PageError::ModeUnsupported => {
+                ("Checkout", Tone::Alert, wrong, "Card payments are not available for this checkout.".into())
+            }
+            PageError::Conflict => {
+                ("Checkout", Tone::Alert, wrong, "This checkout changed meanwhile. Reload the page.".into())
+            }
+            PageError::Unavailable(_) => {
+                ("Checkout", Tone::Alert, wrong, "Checkout is briefly unavailable. Please try again.".into())
+            }
+        };
+        let mut response = page::html(self.status_code(), page::problem(title, tone, heading, &text));
+        match self {
+            PageError::TooManyPosts(seconds) => {
+                response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*seconds));
+            }
+            PageError::ModeUnsupported | PageError::Conflict | PageError::Unavailable(_) => {
+                // Logged with the request id by `observe`; never shown.
+                response.extensions_mut().insert(ErrorCause(format!("checkout page: {self}")));
+            }
+            PageError::NotFound | PageError::FormRefused => {}
+        }
+        response
+    }
+}
+
+impl Notice {
+    /// The status of a checkout page shown again with this notice: a decline is 402, a card
+    /// field that cannot be right 422.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Notice::None => StatusCode::OK,
+            Notice::Declined(_) => StatusCode::PAYMENT_REQUIRED,
+            Notice::Card(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
     }
 }
 
@@ -192,4 +342,44 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    fn page_of(error: &PageError) -> (StatusCode, String, Option<String>) {
+        let response = error.error_response();
+        let status = response.status();
+        let cause = response.extensions().get::<ErrorCause>().map(|c| c.0.clone());
+        let body = response.into_body().try_into_bytes().unwrap_or_default();
+        (status, String::from_utf8_lossy(&body).into_owned(), cause)
+    }
+
+    #[test]
+    fn a_failing_page_says_what_to_do_and_keeps_its_cause_for_the_log() {
+        let (status, body, cause) = page_of(&PageError::Unavailable("pool timed out at db.internal:5432".into()));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("Checkout is briefly unavailable") && body.contains("role=\"alert\""), "{body}");
+        assert!(!body.contains("db.internal"), "the cause is never shown: {body}");
+        assert_eq!(cause.as_deref(), Some("checkout page: pool timed out at db.internal:5432"));
+
+        let (status, body, cause) = page_of(&PageError::from(SessionError::Conflict));
+        assert_eq!((status, cause.is_some()), (StatusCode::CONFLICT, true));
+        assert!(body.contains("This checkout changed meanwhile"), "{body}");
+        let (status, body, cause) = page_of(&PageError::from(SessionError::NotFound));
+        assert_eq!((status, cause), (StatusCode::NOT_FOUND, None));
+        assert!(body.contains("<title>Checkout not found</title>") && body.contains("role=\"status\""), "{body}");
+    }
+
+    #[test]
+    fn too_many_page_posts_say_how_long_to_wait() {
+        let response = PageError::TooManyPosts(42).error_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("42"));
+        let (_, body, _) = page_of(&PageError::TooManyPosts(42));
+        assert!(body.contains("Wait 42 seconds"), "{body}");
+    }
 }

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use actix_web::{guard, middleware, web, HttpResponse};
-use domain::checkout::{CheckoutService, CheckoutUrls};
+use domain::checkout::{Authenticator, CheckoutService, CheckoutUrls};
 use domain::order::Mode;
-use domain::ports::{Diagnostics, MerchantStore};
+use domain::ports::Diagnostics;
 use domain::session::SessionService;
 
 mod auth;
@@ -41,14 +41,16 @@ pub struct AppState {
     pub urls: CheckoutUrls,
     /// Webhook endpoints.
     pub webhooks: domain::dispatch::WebhookService,
-    /// The request limits (per merchant, per client address).
+    /// The request limits (per merchant, per client address); also given to the key guard and its
+    /// middleware on their own.
     pub limits: Arc<ratelimit::Limits>,
     /// What `/metrics` exports.
     pub metrics: metrics::Metrics,
     /// Readiness and pool figures of the database.
     pub diagnostics: Arc<dyn Diagnostics>,
-    /// Key lookups for requests refused before the use case runs.
-    pub merchants: Arc<dyn MerchantStore>,
+    /// Who a secret key belongs to: for the key guard, and for requests refused before the
+    /// checkout use case runs.
+    pub authenticator: Authenticator,
     /// Production: return URLs must be `https`.
     pub require_https: bool,
 }
@@ -66,6 +68,9 @@ impl std::fmt::Debug for AppState {
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state.metrics.clone()));
+        cfg.app_data(web::Data::from(state.limits.clone()));
+        cfg.app_data(web::Data::new(state.authenticator.clone()));
+        let require_https = state.require_https;
         cfg.app_data(web::Data::new(state));
         for prefix in ["", "/api"] {
             cfg.service(
@@ -110,11 +115,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .default_service(only("GET, HEAD")),
             );
         }
-        for (mode, base) in [(Mode::Hosted, "/c"), (Mode::Embedded, "/embed")] {
-            let mode = web::Data::new(routes::checkout_page::PageMode(mode));
+        for mode in [Mode::Hosted, Mode::Embedded] {
             cfg.service(
-                web::scope(base)
-                    .app_data(mode)
+                web::scope(mode.page_path())
+                    .wrap(page::security_headers(mode, require_https))
+                    .app_data(web::Data::new(routes::checkout_page::PageMode(mode)))
                     .route("/{token}", get().to(routes::checkout_page::view))
                     .route("/{token}/pay", web::post().to(routes::checkout_page::pay))
                     .route("/{token}/cancel", web::post().to(routes::checkout_page::cancel)),

@@ -41,7 +41,6 @@ use governor::{Quota, RateLimiter};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::AppState;
 
 /// Most keys one limiter holds; past it (after dropping full buckets) it starts afresh.
 pub const MAX_KEYS: usize = 100_000;
@@ -442,7 +441,7 @@ pub async fn authentication(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(limits) = req.app_data::<web::Data<AppState>>().map(|state| state.limits.clone()) else {
+    let Some(limits) = req.app_data::<web::Data<Limits>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let (Some(failures), Some(client)) = (&limits.auth_failures, limits.client(req.request())) else {

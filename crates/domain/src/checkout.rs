@@ -11,7 +11,7 @@ use sha2::Sha256;
 use crate::claim::{ClaimError, ClaimKeys};
 use crate::idempotency::{decide, Decision, Fingerprint, IdempotencyKey, StoredOutcome};
 use crate::ids::{MerchantId, OrderId, PaymentId};
-use crate::merchant::{authorize, authorize_at, AuthError, Caller};
+use crate::merchant::{authorize_at, AuthError, Caller};
 use crate::order::Mode;
 use crate::ports::MerchantStore;
 use crate::ports::{CheckoutStore, Clock, IdempotencyScope, NewCheckout, Redemption, StoreError};
@@ -237,11 +237,7 @@ impl CheckoutUrls {
 
     /// The page URL of an order.
     pub fn url(&self, mode: Mode, order_id: &str) -> String {
-        let path = match mode {
-            Mode::Hosted => "c",
-            Mode::Embedded => "embed",
-        };
-        format!("{}/{path}/{}", self.public_url, self.token(order_id).expose())
+        format!("{}{}/{}", self.public_url, mode.page_path(), self.token(order_id).expose())
     }
 }
 
@@ -383,10 +379,32 @@ impl CheckoutService {
     }
 }
 
-/// Checks a presented key on its own: for requests refused before the use case runs, which must
-/// still answer 401 or 403 ahead of any complaint about their body.
-pub fn authenticate(merchants: &dyn MerchantStore, key: &ApiKeySecret) -> Result<Caller, CheckoutError> {
-    Ok(authorize(key, merchants.find_api_key(&key.hash())?)?)
+/// Checks a presented key on its own, as a use case: for endpoints whose use case does not look
+/// the key up itself, and for requests refused before [`CheckoutService::create`] runs, which
+/// must still answer 401 or 403 ahead of any complaint about their body.
+#[derive(Clone)]
+pub struct Authenticator {
+    merchants: Arc<dyn MerchantStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Wires the use case.
+    pub fn new(merchants: Arc<dyn MerchantStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { merchants, clock }
+    }
+
+    /// The caller behind `key`: a key that exists, is neither revoked nor past its expiry (judged
+    /// at the clock's now, as [`CheckoutService::create`] judges it), of an active merchant.
+    pub fn authenticate(&self, key: &ApiKeySecret) -> Result<Caller, CheckoutError> {
+        Ok(authorize_at(key, self.merchants.find_api_key(&key.hash())?, self.clock.now())?)
+    }
 }
 
 /// Serialises a time as [`format_time`] writes it (for `#[serde(serialize_with)]`).

@@ -129,6 +129,18 @@ stored_enum!(
     }
 );
 
+impl Mode {
+    /// Where this mode's checkout page is served: `/c` (hosted) or `/embed` (embedded). A page's
+    /// path is this, `/`, then its token; the routes, the page's own links and `checkoutUrl` all
+    /// take it from here.
+    pub fn page_path(self) -> &'static str {
+        match self {
+            Mode::Hosted => "/c",
+            Mode::Embedded => "/embed",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

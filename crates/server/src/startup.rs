@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, App, HttpServer};
 use api::AppState;
-use domain::checkout::{CheckoutService, CheckoutSettings, CheckoutUrls};
+use domain::checkout::{Authenticator, CheckoutService, CheckoutSettings, CheckoutUrls};
 use domain::dispatch::WebhookService;
 use domain::ids::EndpointId;
 use domain::merchant::MerchantService;
@@ -355,7 +355,7 @@ impl Application {
             checkout,
             sessions,
             urls,
-            merchants: Arc::new(merchants),
+            authenticator: Authenticator::new(Arc::new(merchants), adapters.clock.clone()),
             diagnostics: Arc::new(database.clone()),
             require_https: config.environment == Environment::Production,
         };

@@ -2,7 +2,7 @@
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpResponse, ResponseError};
-use domain::checkout::{authenticate, Answer, CheckoutError, Outcome};
+use domain::checkout::{Answer, CheckoutError, Outcome};
 
 use crate::auth::PresentedKey;
 use crate::body::read_contract_json;
@@ -37,8 +37,8 @@ pub async fn post(
             }),
             // A refused body still has its key judged first: 401 or 403 before any 400 or 413.
             Err(refusal) => {
-                let caller = authenticate(state.merchants.as_ref(), &key.0)
-                    .map_err(|e| ApiError::from_checkout(e, Json::Null))?;
+                let caller =
+                    state.authenticator.authenticate(&key.0).map_err(|e| ApiError::from_checkout(e, Json::Null))?;
                 state.limits.admit_merchant(&caller)?;
                 Err(refusal)
             }

@@ -68,12 +68,7 @@ pub async fn docs() -> HttpResponse {
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
         ))
-        .body(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Checkout API</title>\
-             <link rel=\"stylesheet\" href=\"/assets/checkout.css\"><script src=\"/assets/docs.js\" defer></script>\
-             </head><body class=\"docs\"><main id=\"docs\"></main></body></html>",
-        )
+        .body(crate::page::docs().into_string())
 }
 
 #[cfg(test)]

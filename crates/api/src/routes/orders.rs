@@ -3,8 +3,6 @@
 
 use actix_web::{web, HttpResponse};
 use domain::ids::OrderId;
-use domain::lifecycle::Refused;
-use domain::session::SessionError;
 
 use crate::auth::AuthenticatedMerchant;
 use crate::error::ApiError;
@@ -34,20 +32,6 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&id)?;
     let sessions = state.sessions.clone();
-    match web::block(move || sessions.cancel_order(&merchant.0, id)).await?? {
-        Ok(record) => Ok(HttpResponse::Ok().json(record.view())),
-        Err((_, Refused::InProgress)) => Err(ApiError::PaymentInProgress),
-        Err((_, refused)) => Err(ApiError::NotCancellable(refused.to_string())),
-    }
-}
-
-impl From<SessionError> for ApiError {
-    fn from(error: SessionError) -> Self {
-        match error {
-            SessionError::NotFound => ApiError::NotFound,
-            SessionError::Store(e) => e.into(),
-            SessionError::Conflict => ApiError::Unavailable(error.to_string()),
-            SessionError::ModeUnsupported => ApiError::Internal(error.to_string()),
-        }
-    }
+    let record = web::block(move || sessions.cancel_order(&merchant.0, id)).await??.map_err(|(_, refused)| refused)?;
+    Ok(HttpResponse::Ok().json(record.view()))
 }

@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpResponse};
 use domain::checkout::format_time;
-use domain::dispatch::EndpointError;
 use domain::ids::EndpointId;
 use domain::secret::Secret;
 use domain::webhook::Endpoint;
@@ -40,17 +39,6 @@ struct NewEndpoint {
     url: String,
     #[serde(default)]
     events: Vec<String>,
-}
-
-impl From<EndpointError> for ApiError {
-    fn from(error: EndpointError) -> Self {
-        match error {
-            EndpointError::Url(_) | EndpointError::EventType(_) => ApiError::InvalidRequest(error.to_string()),
-            EndpointError::NotFound => ApiError::NotFound,
-            EndpointError::TooMany => ApiError::EndpointLimitReached(error.to_string()),
-            EndpointError::Store(e) => e.into(),
-        }
-    }
 }
 
 /// `POST /webhook-endpoints` `{"url": "https://…", "events": ["order.completed", …]}` (events

@@ -1,6 +1,7 @@
 //! 401 and 403: the secret-key guard.
 
-use domain::merchant::Livemode;
+use domain::ids::ApiKeyId;
+use domain::merchant::{ApiKeySummary, Livemode};
 use domain::ports::MerchantStore;
 use domain::secret::ApiKeySecret;
 use persistence::MerchantRepository;
@@ -77,7 +78,40 @@ fn a_live_key_makes_live_orders(backend: Backend) {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders WHERE livemode = TRUE"), 1);
 }
 
+/// A rolled key ends when the server's clock passes its expiry, on the endpoints the key guard
+/// protects as on `POST /checkout`.
+fn a_rolled_key_ends_at_its_expiry_by_the_servers_clock_on_every_endpoint(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let replacement = ApiKeySecret::generate(Livemode::Test);
+    let summary = ApiKeySummary {
+        id: ApiKeyId::new(),
+        merchant_id: merchant.id,
+        livemode: Livemode::Test,
+        hint: replacement.hint(),
+        created_at: chrono::Utc::now(),
+        revoked_at: None,
+        expires_at: None,
+        last_used_at: None,
+    };
+    let grace = chrono::Utc::now() + chrono::Duration::hours(1);
+    MerchantRepository::new(app.db.clone())
+        .roll_api_key(merchant.key_id, grace, &summary, &replacement.hash())
+        .unwrap();
+    let bearer = format!("Bearer {}", merchant.key);
+    let order =
+        |app: &TestApp| app.request("GET", "/orders/ord_01M891Q13DE788PCK3TYQBZJ40", &[("Authorization", &bearer)]);
+    let endpoints = |app: &TestApp| app.request("GET", "/webhook-endpoints", &[("Authorization", &bearer)]);
+    assert_eq!((order(&app).status, endpoints(&app).status), (404, 200), "within its grace the old key works");
+
+    app.clock.advance(chrono::Duration::hours(2));
+    for response in [order(&app), endpoints(&app), app.post_checkout(&merchant.key, &app.checkout_body(&merchant))] {
+        assert_eq!((response.status, response.json()["error"].as_str()), (403, Some("forbidden")), "{}", response.text);
+    }
+}
+
 on_both_backends!(
+    a_rolled_key_ends_at_its_expiry_by_the_servers_clock_on_every_endpoint,
     missing_malformed_and_unknown_keys_are_401,
     a_revoked_key_is_403,
     a_suspended_merchant_is_403,
