@@ -32,7 +32,7 @@ pub enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     /// 409: the claim backs another open order.
-    #[error("this checkout claim already backs an open order")]
+    #[error("this checkout claim already backs another order that is open or paid (in test or live mode)")]
     ClaimAlreadyRedeemed,
     /// 409: a request with this key is still running.
     #[error("a request with this idempotency key is still in progress; retry shortly")]
