@@ -6,6 +6,7 @@
 //! receives its events in the order they happened); the next goes as soon as the last is answered.
 //! Endpoints proceed in parallel, so a slow or dead endpoint delays only its own deliveries.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -28,6 +29,88 @@ const BATCH: usize = 50;
 
 /// The most endpoints a merchant may have in one mode: each is work the dispatcher does per event.
 pub const MAX_ENDPOINTS: i64 = 16;
+
+/// What serving an endpoint came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Delivery attempts made.
+    pub attempts: usize,
+    /// How long the slowest of them took.
+    pub slowest: Duration,
+}
+
+/// The two kinds of worker a dispatcher has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// For endpoints that answer promptly (and any not yet known to be slow).
+    Fast,
+    /// For endpoints that took a second or more to answer lately: they share a few workers of
+    /// their own, so however many there are, they never hold up an endpoint that answers.
+    Slow,
+}
+
+/// Which endpoints one dispatcher serves now, and on which lane. An endpoint whose delivery took
+/// [`SLOW_ATTEMPT_SECONDS`] or more (a timeout included) is served on the slow lane for
+/// [`SLOW_FOR_MINUTES`]; each lane has a fixed number of workers.
+#[derive(Debug)]
+pub struct Lanes {
+    workers: HashMap<Lane, usize>,
+    serving: HashMap<EndpointId, Lane>,
+    slow_until: HashMap<EndpointId, DateTime<Utc>>,
+}
+
+/// A delivery that takes this long marks its endpoint slow.
+pub const SLOW_ATTEMPT_SECONDS: i64 = 1;
+/// How long an endpoint stays on the slow lane after a slow delivery.
+pub const SLOW_FOR_MINUTES: i64 = 10;
+
+impl Lanes {
+    /// Lanes with `fast` and `slow` workers.
+    pub fn new(fast: usize, slow: usize) -> Self {
+        Self {
+            workers: HashMap::from([(Lane::Fast, fast), (Lane::Slow, slow)]),
+            serving: HashMap::new(),
+            slow_until: HashMap::new(),
+        }
+    }
+
+    /// How many endpoints are being served now.
+    pub fn busy(&self) -> usize {
+        self.serving.len()
+    }
+
+    /// How many more endpoints could be served now, on either lane.
+    pub fn room(&self) -> usize {
+        self.workers.values().sum::<usize>().saturating_sub(self.serving.len())
+    }
+
+    /// Takes `endpoint` on its lane, if it is not served already and its lane has a free worker.
+    pub fn admit(&mut self, endpoint: EndpointId, now: DateTime<Utc>) -> Option<Lane> {
+        if self.serving.contains_key(&endpoint) {
+            return None;
+        }
+        let lane = match self.slow_until.get(&endpoint) {
+            Some(until) if *until > now => Lane::Slow,
+            _ => Lane::Fast,
+        };
+        let busy = self.serving.values().filter(|l| **l == lane).count();
+        (busy < self.workers[&lane]).then(|| {
+            self.serving.insert(endpoint, lane);
+            lane
+        })
+    }
+
+    /// `endpoint`'s worker finished; `drained` says how it went (nothing when it failed).
+    pub fn finished(&mut self, endpoint: EndpointId, drained: Option<Drained>, now: DateTime<Utc>) {
+        self.serving.remove(&endpoint);
+        if drained.is_some_and(|d| d.slowest >= Duration::seconds(SLOW_ATTEMPT_SECONDS)) {
+            self.slow_until.insert(endpoint, now + Duration::minutes(SLOW_FOR_MINUTES));
+        }
+        if self.slow_until.len() > 1024 {
+            self.slow_until.retain(|_, until| *until > now);
+        }
+    }
+}
 
 /// Why an endpoint was not added.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +255,11 @@ impl WebhookService {
         ]
     }
 
+    /// The dispatcher's time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Endpoints with a delivery due now that no dispatcher holds, at most `limit`, longest
     /// waiting first: what [`Self::drain`] should serve.
     pub fn due_endpoints(&self, limit: i64) -> Result<Vec<EndpointId>, StoreError> {
@@ -180,17 +268,20 @@ impl WebhookService {
 
     /// Sends up to `most` of `endpoint`'s due deliveries, oldest first, each as soon as the one
     /// before was answered, and records how they ended. Stops at the first that fails (the rest
-    /// wait for its retry, keeping the order), or when half the lease has gone. Returns the attempts
-    /// made: 0 when nothing was due.
-    pub fn deliver_next(&self, endpoint: EndpointId, most: usize) -> Result<usize, StoreError> {
+    /// wait for its retry, keeping the order), or when half the lease has gone. Says how many
+    /// attempts were made (0 when nothing was due) and how long the slowest took.
+    pub fn deliver_next(&self, endpoint: EndpointId, most: usize) -> Result<Drained, StoreError> {
         let leased_at = self.clock.now();
         let lease = Duration::seconds(LEASE_SECONDS);
         let most = i64::try_from(most).unwrap_or(i64::MAX);
         let mut due = self.store.lease_next(endpoint, leased_at, leased_at + lease, most)?.into_iter();
         let mut ends = Vec::new();
+        let mut slowest = Duration::zero();
         for next in due.by_ref() {
-            let headers = self.headers(&next, self.clock.now());
+            let started = self.clock.now();
+            let headers = self.headers(&next, started);
             let answer = self.sender.send(&next.endpoint.url, &headers, &next.payload);
+            slowest = slowest.max(self.clock.now() - started);
             let end = self.end_of(&next, answer);
             let failed = !matches!(end, AttemptEnd::Delivered(_));
             ends.push((next, end));
@@ -200,21 +291,24 @@ impl WebhookService {
         }
         let unsent: Vec<Due> = due.collect();
         self.store.record_attempts(&ends, &unsent, self.clock.now())?;
-        Ok(ends.len())
+        Ok(Drained { attempts: ends.len(), slowest })
     }
 
-    /// Serves one endpoint until nothing of it is due (or `most` attempts were made): its
-    /// deliveries in order, each as soon as the one before was answered, leased a batch at a
-    /// time. Returns the attempts made.
-    pub fn drain(&self, endpoint: EndpointId, most: usize) -> Result<usize, StoreError> {
-        let mut attempts = 0;
-        while attempts < most {
-            match self.deliver_next(endpoint, BATCH.min(most - attempts))? {
-                0 => break,
-                made => attempts += made,
+    /// Serves one endpoint until nothing of it is due, `most` attempts were made, or `slice` has
+    /// passed (then the endpoint waits its turn again, so that endpoints share the workers): its
+    /// deliveries in order, each as soon as the one before was answered, leased a batch at a time.
+    pub fn drain(&self, endpoint: EndpointId, most: usize, slice: Duration) -> Result<Drained, StoreError> {
+        let started = self.clock.now();
+        let mut drained = Drained { attempts: 0, slowest: Duration::zero() };
+        while drained.attempts < most && self.clock.now() - started < slice {
+            let batch = self.deliver_next(endpoint, BATCH.min(most - drained.attempts))?;
+            if batch.attempts == 0 {
+                break;
             }
+            drained =
+                Drained { attempts: drained.attempts + batch.attempts, slowest: drained.slowest.max(batch.slowest) };
         }
-        Ok(attempts)
+        Ok(drained)
     }
 
     /// One round: each due endpoint's oldest delivery once, endpoints in parallel. For tools and
@@ -229,7 +323,7 @@ impl WebhookService {
             for send in sends {
                 let sent =
                     send.join().unwrap_or_else(|_| Err(StoreError::Unavailable("a delivery thread panicked".into())));
-                attempts += sent?;
+                attempts += sent?.attempts;
             }
             Ok(attempts)
         })
@@ -328,5 +422,34 @@ impl WebhookService {
         let started = std::time::Instant::now();
         let answer = self.sender.send(&due.endpoint.url, &self.headers(&due, self.clock.now()), &due.payload);
         Ok((due, answer, started.elapsed()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_slow_endpoint_moves_to_the_slow_lane_for_a_while_and_never_takes_a_fast_worker() {
+        let mut lanes = Lanes::new(1, 1);
+        let (slow, other, third) = (EndpointId::new(), EndpointId::new(), EndpointId::new());
+        assert_eq!(lanes.admit(slow, now()), Some(Lane::Fast), "nobody is slow until proven");
+        assert_eq!(lanes.admit(slow, now()), None, "one worker per endpoint");
+        lanes.finished(slow, Some(Drained { attempts: 1, slowest: Duration::seconds(13) }), now());
+        assert_eq!(lanes.admit(slow, now()), Some(Lane::Slow));
+        assert_eq!(lanes.admit(other, now()), Some(Lane::Fast), "the fast lane is still free");
+        assert_eq!(lanes.room(), 0);
+        lanes.finished(other, Some(Drained { attempts: 50, slowest: Duration::milliseconds(20) }), now());
+        assert_eq!(lanes.admit(third, now()), Some(Lane::Fast));
+        lanes.finished(slow, Some(Drained { attempts: 1, slowest: Duration::milliseconds(5) }), now());
+        let later = now() + Duration::minutes(SLOW_FOR_MINUTES) + Duration::seconds(1);
+        lanes.finished(third, None, later);
+        assert_eq!(lanes.admit(slow, later), Some(Lane::Fast), "after a while it is given another chance");
     }
 }

@@ -7,8 +7,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, App, HttpServer};
 use api::AppState;
 use domain::checkout::{Authenticator, CheckoutService, CheckoutSettings, CheckoutUrls};
-use domain::dispatch::WebhookService;
-use domain::ids::EndpointId;
+use domain::dispatch::{Lanes, WebhookService};
 use domain::merchant::MerchantService;
 use domain::payment::PaymentProvider;
 use domain::ports::{Clock, SystemClock};
@@ -149,25 +148,25 @@ fn spawn_jobs(jobs: Jobs, metrics: api::metrics::Metrics, interval: std::time::D
 
 /// Delivers webhooks. Every `interval` it asks which endpoints have a delivery due, and serves
 /// each (that this replica is not serving already) on a worker of its own: the worker sends that
-/// endpoint's deliveries one after another, in order, until none is due. Endpoints proceed in
-/// parallel, so a slow one delays only itself; an endpoint that answers gets its next event as soon
-/// as it acknowledged the last, without waiting for the next round.
+/// endpoint's deliveries one after another, in order, until none is due or its slice is over.
+/// Endpoints proceed in parallel; an endpoint that answers gets its next event as soon as it
+/// acknowledged the last. Endpoints that answered slowly lately are served on a few workers of
+/// their own ([`Lanes`]), so however many there are, they never hold up one that answers.
 fn spawn_dispatcher(webhooks: WebhookService, metrics: api::metrics::Metrics, interval: std::time::Duration) {
     use std::cell::RefCell;
-    use std::collections::HashSet;
     use std::rc::Rc;
 
     actix_web::rt::spawn(async move {
-        let serving: Rc<RefCell<HashSet<EndpointId>>> = Rc::default();
+        let lanes = Rc::new(RefCell::new(Lanes::new(FAST_WORKERS, SLOW_WORKERS)));
         let mut ticks = actix_web::rt::time::interval(interval);
         loop {
             ticks.tick().await;
-            let room = WEBHOOK_WORKERS.saturating_sub(serving.borrow().len());
+            let (room, busy) = (lanes.borrow().room(), lanes.borrow().busy());
             if room == 0 {
                 continue;
             }
             let lister = webhooks.clone();
-            let limit = i64::try_from(room + serving.borrow().len()).unwrap_or(i64::MAX);
+            let limit = i64::try_from(room + busy).unwrap_or(i64::MAX);
             let due = match actix_web::web::block(move || lister.due_endpoints(limit)).await {
                 Ok(Ok(due)) => due,
                 Ok(Err(error)) => {
@@ -181,28 +180,50 @@ fn spawn_dispatcher(webhooks: WebhookService, metrics: api::metrics::Metrics, in
                 }
             };
             for endpoint in due {
-                if serving.borrow().len() >= WEBHOOK_WORKERS || !serving.borrow_mut().insert(endpoint) {
+                if lanes.borrow_mut().admit(endpoint, webhooks.now()).is_none() {
                     continue;
                 }
-                let (webhooks, metrics, serving) = (webhooks.clone(), metrics.clone(), serving.clone());
+                let (webhooks, metrics, lanes) = (webhooks.clone(), metrics.clone(), lanes.clone());
                 actix_web::rt::spawn(async move {
-                    run_job(&metrics, "deliver_webhooks", move || {
-                        webhooks.drain(endpoint, WEBHOOK_DRAIN).map_err(|e| e.to_string())
-                    })
-                    .await;
-                    serving.borrow_mut().remove(&endpoint);
+                    let worker = webhooks.clone();
+                    let drained = actix_web::web::block(move || worker.drain(endpoint, WEBHOOK_DRAIN, slice())).await;
+                    let drained = match drained {
+                        Ok(Ok(drained)) => {
+                            metrics.job_rows.with_label_values(&["deliver_webhooks"]).inc_by(drained.attempts as u64);
+                            metrics.job_runs.with_label_values(&["deliver_webhooks", "ok"]).inc();
+                            Some(drained)
+                        }
+                        Ok(Err(error)) => {
+                            log::warn!(job = "deliver_webhooks"; "deliver_webhooks: {error}");
+                            metrics.job_runs.with_label_values(&["deliver_webhooks", "error"]).inc();
+                            None
+                        }
+                        Err(error) => {
+                            log::warn!(job = "deliver_webhooks"; "deliver_webhooks: {error}");
+                            None
+                        }
+                    };
+                    lanes.borrow_mut().finished(endpoint, drained, webhooks.now());
                 });
             }
         }
     });
 }
 
-/// Endpoints one replica serves at once (each on a blocking thread while it sends).
-const WEBHOOK_WORKERS: usize = 64;
+/// Endpoints one replica serves at once on the fast lane (each on a blocking thread while it sends).
+const FAST_WORKERS: usize = 48;
 
-/// Deliveries a worker sends to one endpoint before it hands the endpoint back (so that a busy
-/// endpoint is picked up again by whichever replica is least busy).
+/// Endpoints one replica serves at once on the slow lane.
+const SLOW_WORKERS: usize = 16;
+
+/// Deliveries a worker sends to one endpoint before it hands the endpoint back.
 const WEBHOOK_DRAIN: usize = 1_000;
+
+/// How long a worker serves one endpoint before it hands it back, so that endpoints with long
+/// queues share the workers with the rest (longest waiting first).
+fn slice() -> chrono::Duration {
+    chrono::Duration::seconds(2)
+}
 
 /// Most sessions one sweep expires.
 const SWEEP_BATCH: i64 = 500;

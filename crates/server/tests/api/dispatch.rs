@@ -143,6 +143,42 @@ fn a_dead_endpoint_delays_only_its_own_deliveries(backend: Backend) {
     assert_eq!(hole.deliveries().len(), 2, "nothing more until the retry is due");
 }
 
+fn slow_endpoints_never_hold_up_one_that_answers(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("CHECKOUT_WEBHOOK_TIMEOUT_SECONDS", "5")]);
+    // Eighty endpoints of five merchants that take two seconds to answer: more than the
+    // dispatcher has workers.
+    let answered: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let noted = answered.clone();
+    let slow = crate::helpers::LoopbackServer::start(move |request| {
+        std::thread::sleep(Duration::from_secs(2));
+        noted.lock().unwrap().insert(request.header("x-fanfare-webhook-id").to_owned());
+        (200, "text/plain", String::new())
+    });
+    for _ in 0..5 {
+        let merchant = app.new_merchant();
+        for i in 0..16 {
+            register(&app, &merchant, &format!("{}/slow-{i}", slow.address), &["order.created"]);
+        }
+        for _ in 0..2 {
+            app.create_checkout(&merchant, &app.checkout_body(&merchant));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while answered.lock().unwrap().len() < 80 {
+        assert!(Instant::now() < deadline, "{} of 80 slow endpoints answered", answered.lock().unwrap().len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every slow endpoint has shown itself slow, and they still have events queued.
+    let careful = app.new_merchant();
+    let receiver = Receiver::start();
+    register(&app, &careful, &receiver.url, &["order.created"]);
+    let started = Instant::now();
+    app.create_checkout(&careful, &app.checkout_body(&careful));
+    receiver.wait_for(1);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(1_500), "an endpoint that answers waited {waited:?} behind slow ones");
+}
+
 fn an_endpoint_that_answers_gets_its_events_back_to_back_in_order(backend: Backend) {
     // A round every five seconds: events queued meanwhile must not wait a round each.
     let app = TestApp::spawn_with(backend, &[("CHECKOUT_WEBHOOK_POLL_MS", "5000")]);
@@ -211,6 +247,7 @@ fn deliveries_to_a_removed_or_gone_endpoint_end_cancelled(backend: Backend) {
 
 on_both_backends!(
     a_dead_endpoint_delays_only_its_own_deliveries,
+    slow_endpoints_never_hold_up_one_that_answers,
     an_endpoint_that_answers_gets_its_events_back_to_back_in_order,
     a_merchant_has_at_most_sixteen_endpoints_per_mode,
     deliveries_to_a_removed_or_gone_endpoint_end_cancelled,
