@@ -293,7 +293,10 @@ impl ResponseError for PageError {
                 "Checkout",
                 Tone::Alert,
                 "Too many attempts",
-                format!("Wait {wait} seconds, then reload the checkout page and try again. You were not charged."),
+                format!(
+                    "Wait {wait} {}, then reload the checkout page and try again. You were not charged.",
+                    if *wait == 1 { "second" } else { "seconds" }
+                ),
             ),
             PageError::ModeUnsupported => {
                 ("Checkout", Tone::Alert, wrong, "Card payments are not available for this checkout.".into())
@@ -311,6 +314,10 @@ impl ResponseError for PageError {
                 response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*seconds));
             }
             PageError::ModeUnsupported | PageError::Conflict | PageError::Unavailable(_) => {
+                if matches!(self, PageError::Conflict | PageError::Unavailable(_)) {
+                    // Both pass by themselves: say when to try again, as the API does.
+                    response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                }
                 // Logged with the request id by `observe`; never shown.
                 response.extensions_mut().insert(ErrorCause(format!("checkout page: {self}")));
             }
@@ -381,5 +388,16 @@ mod tests {
         assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("42"));
         let (_, body, _) = page_of(&PageError::TooManyPosts(42));
         assert!(body.contains("Wait 42 seconds"), "{body}");
+        let (_, body, _) = page_of(&PageError::TooManyPosts(1));
+        assert!(body.contains("Wait 1 second,"), "{body}");
+    }
+
+    #[test]
+    fn a_page_that_fails_for_a_moment_says_when_to_try_again() {
+        for error in [PageError::Unavailable("locked".into()), PageError::from(SessionError::Conflict)] {
+            let response = error.error_response();
+            assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
+        }
+        assert!(PageError::NotFound.error_response().headers().get(header::RETRY_AFTER).is_none());
     }
 }
