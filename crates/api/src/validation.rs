@@ -220,16 +220,28 @@ fn url_field(text: &JsString, value: &Json, path: Vec<PathItem>, require_https: 
     let mut issues = Vec::new();
     let wording = match parsed {
         Err(ReturnUrlError::NotUrl) => Some(None),
-        Err(ReturnUrlError::NotHttp | ReturnUrlError::HttpsRequired | ReturnUrlError::InvalidHost) => {
-            Some(Some(expected))
-        }
-        Ok(_) | Err(ReturnUrlError::TooLong) => None,
+        Err(
+            ReturnUrlError::NotHttp
+            | ReturnUrlError::HttpsRequired
+            | ReturnUrlError::InvalidHost
+            | ReturnUrlError::Credentials
+            | ReturnUrlError::PortZero,
+        ) => Some(Some(expected)),
+        Ok(_) | Err(ReturnUrlError::TooLong { .. }) => None,
     };
     if let Some(wording) = wording {
         let message = message("URL", wording, &received);
-        issues.push(Issue::validation("url", expected.into(), received, message, value, path.clone()));
+        issues.push(Issue::validation("url", expected.into(), received.clone(), message, value, path.clone()));
     }
     issues.extend(length_issues(text, value, &path, None, Some(MAX_URL_LENGTH)));
+    if let (true, Err(ReturnUrlError::TooLong { length: encoded })) = (issues.is_empty(), &parsed) {
+        // Short enough as typed, too long once encoded (the form redirects carry): the length
+        // rule, counted on the encoded URL.
+        let expected = format!("<={MAX_URL_LENGTH}");
+        let received = JsString::from_text(&encoded.to_string());
+        let message = message("length", Some(&expected), &received);
+        issues.push(Issue::validation("max_length", expected, received, message, value, path.clone()));
+    }
     match parsed {
         Ok(url) if issues.is_empty() => Ok(url),
         _ => Err(issues),

@@ -48,9 +48,19 @@ pub enum ReturnUrlError {
     /// nor an IP address, such as `x.example;script-src`.
     #[error("must name a valid host")]
     InvalidHost,
-    /// Longer than [`MAX_URL_LENGTH`].
+    /// A user name or password in the URL: it would travel on in every redirect.
+    #[error("must not carry a user name or password")]
+    Credentials,
+    /// Port 0, which nothing listens on.
+    #[error("must not use port 0")]
+    PortZero,
+    /// Longer than [`MAX_URL_LENGTH`], as typed or once encoded (each non-ASCII character becomes
+    /// several `%XX`); the encoded form is what redirects and headers carry.
     #[error("must be at most 2048 characters")]
-    TooLong,
+    TooLong {
+        /// The longer of the two counts.
+        length: usize,
+    },
 }
 
 impl ReturnUrl {
@@ -65,8 +75,15 @@ impl ReturnUrl {
             _ => return Err(ReturnUrlError::NotHttp),
         }
         let origin = web_origin(&url).ok_or(ReturnUrlError::InvalidHost)?;
-        if text.encode_utf16().count() > MAX_URL_LENGTH {
-            return Err(ReturnUrlError::TooLong);
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ReturnUrlError::Credentials);
+        }
+        if url.port() == Some(0) {
+            return Err(ReturnUrlError::PortZero);
+        }
+        let length = text.encode_utf16().count().max(url.as_str().len());
+        if length > MAX_URL_LENGTH {
+            return Err(ReturnUrlError::TooLong { length });
         }
         Ok(Self { url: url.into(), origin })
     }
@@ -99,12 +116,15 @@ fn web_origin(url: &url::Url) -> Option<String> {
 }
 
 /// Whether a (WHATWG-normalised, so lower-case ASCII) domain is a DNS name: labels of letters,
-/// digits and hyphens, 1 to 63 long, 253 in all. Anything else could smuggle syntax into a
-/// Content-Security-Policy or other header.
+/// digits and hyphens (not first or last), 1 to 63 long, 253 in all. Anything else could smuggle
+/// syntax into a Content-Security-Policy or other header, or names no host.
 fn dns_name(domain: &str) -> bool {
     domain.len() <= 253
         && domain.split('.').all(|label| {
-            (1..=63).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
         })
 }
 
@@ -654,6 +674,19 @@ mod tests {
     }
 
     #[test]
+    fn return_urls_carry_no_credentials_no_port_zero_and_real_labels() {
+        assert_eq!(ReturnUrl::parse("https://user:pass@shop.example/ok", false), Err(ReturnUrlError::Credentials));
+        assert_eq!(ReturnUrl::parse("https://user@shop.example/ok", false), Err(ReturnUrlError::Credentials));
+        assert_eq!(ReturnUrl::parse("https://shop.example:0/ok", false), Err(ReturnUrlError::PortZero));
+        assert_eq!(ReturnUrl::parse("https://-x.example/", false), Err(ReturnUrlError::InvalidHost));
+        assert_eq!(ReturnUrl::parse("https://x-.example/", false), Err(ReturnUrlError::InvalidHost));
+        assert!(ReturnUrl::parse("https://x-y.example:8443/", false).is_ok());
+        // 2,048 characters as typed, but nine times that once encoded: what a redirect carries.
+        let wide = format!("https://x.example/{}", "一".repeat(2030));
+        assert_eq!(ReturnUrl::parse(&wide, false), Err(ReturnUrlError::TooLong { length: 18 + 9 * 2030 }));
+    }
+
+    #[test]
     fn return_urls_are_absolute_http_with_a_host() {
         assert!(ReturnUrl::parse("http://shop.example/x", false).is_ok());
         assert_eq!(ReturnUrl::parse("http://shop.example/x", true), Err(ReturnUrlError::HttpsRequired));
@@ -685,8 +718,11 @@ mod tests {
         let url = ReturnUrl::parse("HTTPS://Shop.example/ok/{ORDER_ID}?q=ä\0x", false).map(|u| u.as_str().to_owned());
         assert_eq!(url, Ok("https://shop.example/ok/%7BORDER_ID%7D?q=%C3%A4%00x".into()));
         let long = format!("https://shop.example/{}", "a".repeat(MAX_URL_LENGTH));
-        assert_eq!(ReturnUrl::parse(&long, false), Err(ReturnUrlError::TooLong));
-        let longest = format!("https://shop.example/{}", "😀".repeat((MAX_URL_LENGTH - 21) / 2));
+        assert_eq!(ReturnUrl::parse(&long, false), Err(ReturnUrlError::TooLong { length: MAX_URL_LENGTH + 21 }));
+        let longest = format!("https://shop.example/{}", "a".repeat(MAX_URL_LENGTH - 21));
         assert!(ReturnUrl::parse(&longest, false).is_ok());
+        // Short in UTF-16 units, but each emoji is twelve characters once encoded.
+        let emoji = format!("https://shop.example/{}", "😀".repeat((MAX_URL_LENGTH - 21) / 2));
+        assert_eq!(ReturnUrl::parse(&emoji, false), Err(ReturnUrlError::TooLong { length: 21 + 12 * 1013 }));
     }
 }

@@ -297,6 +297,7 @@ fn arbitrary_unicode_in_any_string_never_gives_a_5xx(backend: Backend) {
 }
 
 on_both_backends!(
+    return_urls_are_bounded_once_encoded_and_carry_no_credentials,
     control_characters_in_the_idempotency_key_are_a_400,
     control_characters_in_claim_strings_are_refused_with_their_own_reason,
     a_return_url_cannot_add_a_directive_to_the_page_s_policy,
@@ -308,3 +309,29 @@ on_both_backends!(
     names_on_the_page_cannot_disguise_the_text_around_them,
     arbitrary_unicode_in_any_string_never_gives_a_5xx,
 );
+
+fn return_urls_are_bounded_once_encoded_and_carry_no_credentials(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let issues_of = |field: &str, url: &str| {
+        let mut body = app.checkout_body(&merchant);
+        body[field] = serde_json::Value::from(url);
+        let answer = app.post_checkout(&merchant.key, &body);
+        assert_eq!(answer.status, 400, "{url}: {}", answer.text);
+        answer.json()["issues"].as_array().unwrap().clone()
+    };
+    // 2,048 characters as typed, 18,288 once encoded: what the redirect after paying would carry.
+    let wide = format!("https://shop.example/{}", "一".repeat(2027));
+    let issues = issues_of("successUrl", &wide);
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    assert_eq!((issues[0]["type"].as_str(), issues[0]["received"].as_str()), (Some("max_length"), Some("18264")));
+    assert_eq!(issues[0]["message"], "Invalid length: Expected <=2048 but received 18264");
+    for odd in ["https://user:secret@shop.example/ok", "https://shop.example:0/ok", "https://-shop.example/ok"] {
+        let issues = issues_of("cancelUrl", odd);
+        assert_eq!(issues[0]["type"], "url", "{odd}: {issues:#?}");
+    }
+    let hooks = serde_json::json!({ "url": format!("https://shop.example/{}", "é".repeat(1500)) }).to_string();
+    let refused = app.post_raw("/webhook-endpoints", Some(&merchant.key), &hooks);
+    assert_eq!((refused.status, refused.json()["error"].as_str()), (400, Some("invalid_request")), "{}", refused.text);
+    assert!(refused.json()["message"].as_str().unwrap().contains("2048"), "{}", refused.text);
+}
