@@ -416,6 +416,10 @@ fn check(
     let items = line_items(payload.items)?;
     let amount_total = money::total(items.iter().map(|i| i.amount))
         .ok_or_else(|| ClaimError::InvalidItems("the total is too large".into()))?;
+    if amount_total == 0 {
+        // Nothing to pay: a page would "charge" nothing and mark the order paid.
+        return Err(ClaimError::InvalidItems("the total is zero; a checkout takes a payment".into()));
+    }
     for (field, value) in [("experienceId", &payload.experience_id), ("distributionId", &payload.distribution_id)] {
         if let Some(value) = value {
             check_text(value, field, MAX_TEXT)?;

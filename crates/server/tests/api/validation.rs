@@ -108,6 +108,10 @@ fn claim_problems_are_an_issue_at_checkout_claim(backend: Backend) {
     wrong_audience.aud = Audience::One("admission".into());
     let mut negative = app.claim_payload(&merchant);
     negative.items[0].quantity = -1;
+    let mut free = app.claim_payload(&merchant);
+    for item in &mut free.items {
+        item.unit_amount = 0;
+    }
     let tampered = {
         let token = app.signed_claim(&merchant);
         let (head, signature) = token.rsplit_once('.').unwrap();
@@ -120,6 +124,7 @@ fn claim_problems_are_an_issue_at_checkout_claim(backend: Backend) {
         (app.signer.sign(&other_merchant), "claim_wrong_merchant"),
         (app.signer.sign(&wrong_audience), "claim_wrong_audience"),
         (app.signer.sign(&negative), "claim_invalid_items"),
+        (app.signer.sign(&free), "claim_invalid_items"),
         (stranger.sign(&app.claim_payload(&merchant)), "claim_unknown_key"),
         (tampered, "claim_bad_signature"),
         ("not-a-jws".to_owned(), "claim_malformed"),
