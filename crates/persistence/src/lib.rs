@@ -4,17 +4,20 @@
 //! constraints, never check-then-insert.
 
 mod checkout;
+mod connection;
 mod db;
 mod error;
 mod merchant;
 mod outbox;
 mod postgres;
+mod rows;
 mod schema;
 mod session;
 mod webhook;
 
 pub use checkout::CheckoutRepository;
-pub use db::{redacted_url, Database, DbOptions};
+pub use connection::AnyConnection;
+pub use db::{redacted_url, Database, DbOptions, Pooled};
 pub use error::RepoError;
 pub use merchant::{KeyUsage, MerchantRepository};
 pub use session::SessionRepository;

@@ -1,0 +1,69 @@
+//! One connection type for both backends, so that a repository function is written once:
+//! `fn x(conn: &mut AnyConnection, …) -> Result<_, RepoError>`, inside a transaction or not. The
+//! few statements only one backend understands (PostgreSQL's one-statement create, SQLite's
+//! `BEGIN IMMEDIATE`) match on the variant; nothing else here may know which backend it runs on.
+
+use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sqlite::SqliteConnection;
+use diesel::{QueryResult, RunQueryDsl};
+
+/// A connection to either database. diesel compiles each query for the backend it meets at run
+/// time, and caches prepared statements as the backend's own connection does.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// PostgreSQL: production, shared by replicas.
+    Postgres(PgConnection),
+    /// SQLite: the embedded default.
+    Sqlite(SqliteConnection),
+}
+
+impl std::fmt::Debug for AnyConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AnyConnection::Postgres(_) => "AnyConnection::Postgres",
+            AnyConnection::Sqlite(_) => "AnyConnection::Sqlite",
+        })
+    }
+}
+
+impl AnyConnection {
+    /// Runs `work` in a transaction that writes: on SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so it never fails half-way for want of it; on PostgreSQL it is an
+    /// ordinary transaction. Rolled back when `work` fails.
+    pub fn write_transaction<T, E>(&mut self, work: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        match self {
+            AnyConnection::Sqlite(conn) => AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE")?,
+            AnyConnection::Postgres(conn) => AnsiTransactionManager::begin_transaction(conn)?,
+        }
+        match work(self) {
+            Ok(value) => {
+                <Self as TransactionManager<Self>>::commit_transaction(self)?;
+                Ok(value)
+            }
+            Err(error) => {
+                <Self as TransactionManager<Self>>::rollback_transaction(self)?;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// `INSERT … ON CONFLICT DO NOTHING`. Both backends spell it alike, but diesel offers it only to
+/// each backend's own connection, so this appends it to a plain insert.
+#[derive(Debug, Clone, Copy, QueryId)]
+pub(crate) struct OrIgnore<I>(pub(crate) I);
+
+impl<I: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for OrIgnore<I> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(" ON CONFLICT DO NOTHING");
+        Ok(())
+    }
+}
+
+impl<I> RunQueryDsl<AnyConnection> for OrIgnore<I> {}
