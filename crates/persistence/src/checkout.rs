@@ -272,3 +272,188 @@ impl CheckoutStore for CheckoutRepository {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::{Duration, DurationRound};
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::Text;
+    use domain::claim::VerifiedClaim;
+    use domain::ids::{EndpointId, EventId, MerchantId, OrderId, PaymentId};
+    use domain::merchant::{Livemode, Merchant, MerchantStatus};
+    use domain::money::Currency;
+    use domain::order::{LineItem, Mode};
+    use domain::ports::IdempotencyScope;
+    use domain::ports::MerchantStore;
+    use domain::webhook::{subscription, Added, Endpoint, EndpointStatus, NewEvent, WebhookStore};
+
+    use super::*;
+    use crate::db::DbOptions;
+    use crate::{MerchantRepository, WebhookRepository};
+
+    /// A fresh PostgreSQL schema of the database named by `TEST_DATABASE_URL`, dropped afterwards.
+    struct Schema {
+        admin: String,
+        name: String,
+        db: Database,
+    }
+
+    impl Schema {
+        fn new() -> Self {
+            let admin = std::env::var("TEST_DATABASE_URL")
+                .expect("TEST_DATABASE_URL must name a PostgreSQL database (scripts/test sets it up)");
+            let name = format!("rows_{}", OrderId::new().to_string().to_ascii_lowercase());
+            connect_admin(&admin).batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
+            let sep = if admin.contains('?') { '&' } else { '?' };
+            let url = format!("{admin}{sep}options=-csearch_path%3D{name}");
+            let db = Database::connect(&DbOptions { url, pool_size: 1, lock_wait: std::time::Duration::from_secs(5) })
+                .unwrap();
+            db.migrate().unwrap();
+            Self { admin, name, db }
+        }
+
+        /// Every row of `table`, as JSON, in a fixed order.
+        fn rows(&self, table: &str) -> String {
+            #[derive(QueryableByName)]
+            struct Rows {
+                #[diesel(sql_type = Text)]
+                rows: String,
+            }
+            let sql = format!("SELECT coalesce(json_agg(t ORDER BY t::text), '[]')::text AS rows FROM {table} t");
+            diesel::sql_query(sql).get_result::<Rows>(&mut *self.db.conn().unwrap()).unwrap().rows
+        }
+    }
+
+    fn connect_admin(url: &str) -> diesel::pg::PgConnection {
+        <diesel::pg::PgConnection as diesel::Connection>::establish(url).unwrap()
+    }
+
+    impl Drop for Schema {
+        fn drop(&mut self) {
+            let _ = connect_admin(&self.admin).batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name));
+        }
+    }
+
+    /// A checkout of `merchant` with two lines, whose `order.created` one of three endpoints hears.
+    fn checkout(merchant: MerchantId) -> NewCheckout {
+        let now = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap();
+        let (order_id, payment_id) = (OrderId::new(), PaymentId::new());
+        let line = |sku: &str, quantity, unit_amount| LineItem {
+            sku: sku.into(),
+            name: format!("{sku} ticket"),
+            quantity,
+            unit_amount,
+            amount: quantity * unit_amount,
+        };
+        let items = vec![line("GA", 2, 4_500), line("VIP", 1, 12_000)];
+        let outcome = StoredOutcome::Created {
+            order_id: order_id.to_string(),
+            payment_id: payment_id.to_string(),
+            mode: Mode::Embedded,
+            expires_at: "2026-11-25T10:15:00.000Z".into(),
+        };
+        NewCheckout {
+            scope: IdempotencyScope {
+                merchant_id: merchant,
+                livemode: Livemode::Test,
+                key: IdempotencyKey::parse("rows-key-1").unwrap(),
+            },
+            fingerprint: Fingerprint::from_stored("ab".repeat(32)),
+            outcome,
+            order_id,
+            payment_id,
+            claim: VerifiedClaim {
+                claim_id: "claim-1".into(),
+                issuer: "issuer".into(),
+                consumer_id: "consumer-1".into(),
+                merchant_id: merchant,
+                currency: Currency::parse("eur").unwrap(),
+                amount_total: items.iter().map(|i| i.amount).sum(),
+                items,
+                expires_at: now + Duration::hours(1),
+                experience_id: Some("exp-1".into()),
+                distribution_id: None,
+            },
+            mode: Mode::Embedded,
+            success_url: "https://shop.example/ok".into(),
+            cancel_url: "https://shop.example/back".into(),
+            token_hash: SecretHash::of("page-token"),
+            expires_at: now + Duration::minutes(15),
+            created_at: now,
+            stale_before: now - Duration::hours(24),
+            event: NewEvent {
+                id: EventId::new(),
+                event_type: EventType::OrderCreated,
+                merchant_id: merchant,
+                livemode: Livemode::Test,
+                payload: r#"{"type":"order.created"}"#.into(),
+                created_at: now,
+            },
+        }
+    }
+
+    /// The same merchant and endpoints in `schema`: one hears `order.created` in test mode, one
+    /// hears other types only, one is live.
+    fn seed(schema: &Schema, merchant: &Merchant, endpoints: &[Endpoint]) {
+        MerchantRepository::new(schema.db.clone()).create_merchant(merchant).unwrap();
+        for endpoint in endpoints {
+            assert_eq!(WebhookRepository::new(schema.db.clone()).add_endpoint(endpoint, 10).unwrap(), Added::Added);
+        }
+    }
+
+    #[test]
+    fn the_one_statement_create_writes_the_rows_the_step_by_step_create_writes() {
+        let (fast, steps) = (Schema::new(), Schema::new());
+        let now = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap();
+        let merchant =
+            Merchant { id: MerchantId::new(), name: "Rows".into(), status: MerchantStatus::Active, created_at: now };
+        let endpoint = |livemode, types: &[EventType]| Endpoint {
+            id: EndpointId::new(),
+            merchant_id: merchant.id,
+            livemode,
+            url: "https://hooks.example/in".into(),
+            event_types: subscription(types),
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            secret_version: 1,
+            previous_until: None,
+            created_at: now,
+        };
+        let endpoints = [
+            endpoint(Livemode::Test, &[EventType::OrderCreated, EventType::OrderCompleted]),
+            endpoint(Livemode::Test, &[EventType::OrderCompleted]),
+            endpoint(Livemode::Live, &[]),
+        ];
+        seed(&fast, &merchant, &endpoints);
+        seed(&steps, &merchant, &endpoints);
+        let c = checkout(merchant.id);
+        let outcome = encode_outcome(&c.outcome).unwrap();
+
+        let rows = CheckoutRows::of(&c, &outcome);
+        let statement = CreateCheckout::of(&rows).expect("two lines fit one statement");
+        match &mut *fast.db.conn().unwrap() {
+            AnyConnection::Postgres(pg) => statement.execute(pg).unwrap(),
+            AnyConnection::Sqlite(_) => panic!("TEST_DATABASE_URL is not PostgreSQL"),
+        };
+        let created = steps.db.conn().unwrap().write_transaction(|conn| redeem_in(conn, &c, &outcome));
+        assert!(matches!(created, Ok(Redemption::Created)));
+
+        let tables = [
+            ("idempotency_keys", 1),
+            ("orders", 1),
+            ("order_items", 2),
+            ("payments", 1),
+            ("checkout_sessions", 1),
+            ("webhook_events", 1),
+            ("webhook_deliveries", 1),
+        ];
+        for (table, count) in tables {
+            let written = fast.rows(table);
+            assert_eq!(written, steps.rows(table), "{table} differs");
+            let parsed: serde_json::Value = serde_json::from_str(&written).unwrap();
+            assert_eq!(parsed.as_array().map(Vec::len), Some(count), "{table}: {written}");
+        }
+    }
+}
