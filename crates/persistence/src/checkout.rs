@@ -204,11 +204,11 @@ fn redeem_in(conn: &mut AnyConnection, c: &NewCheckout, outcome: &str) -> Result
 fn redeem(conn: &mut AnyConnection, c: &NewCheckout, outcome: &str) -> Result<Redemption, Abort> {
     if let AnyConnection::Postgres(pg) = &mut *conn {
         let rows = CheckoutRows::of(c, outcome);
-        let created = CreateCheckout::of(&rows).map(|statement| statement.execute(pg));
+        let created = CreateCheckout::of(&rows)?.execute(pg);
         match created {
-            Some(Ok(_)) => return Ok(Redemption::Created),
-            Some(Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) | None => {}
-            Some(Err(error)) => return Err(key_busy(error)),
+            Ok(_) => return Ok(Redemption::Created),
+            Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+            Err(error) => return Err(key_busy(error)),
         }
     }
     conn.write_transaction(|conn| redeem_in(conn, c, outcome))
@@ -432,9 +432,8 @@ mod tests {
         let outcome = encode_outcome(&c.outcome).unwrap();
 
         let rows = CheckoutRows::of(&c, &outcome);
-        let statement = CreateCheckout::of(&rows).expect("two lines fit one statement");
         match &mut *fast.db.conn().unwrap() {
-            AnyConnection::Postgres(pg) => statement.execute(pg).unwrap(),
+            AnyConnection::Postgres(pg) => CreateCheckout::of(&rows).unwrap().execute(pg).unwrap(),
             AnyConnection::Sqlite(_) => panic!("TEST_DATABASE_URL is not PostgreSQL"),
         };
         let created = steps.db.conn().unwrap().write_transaction(|conn| redeem_in(conn, &c, &outcome));

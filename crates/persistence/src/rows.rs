@@ -136,8 +136,9 @@ impl<'a> NewOrder<'a> {
     }
 }
 
-/// One line of a new order.
-#[derive(Insertable)]
+/// One line of a new order. (PostgreSQL's one-statement create sends the lines as JSON, each field
+/// under its column's name: see [`crate::postgres`].)
+#[derive(Insertable, serde::Serialize)]
 #[diesel(table_name = order_items, treat_none_as_default_value = false)]
 pub(crate) struct NewOrderItem<'a> {
     order_id: String,
