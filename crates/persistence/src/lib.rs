@@ -1,7 +1,8 @@
 //! Storage for the Checkout API: diesel repositories implementing the domain's ports on SQLite
-//! (embedded default) and PostgreSQL (production, shared by replicas), the r2d2 pools and the
-//! embedded migrations. Every use case is one transaction; uniqueness rules are database
-//! constraints, never check-then-insert.
+//! (embedded default) and PostgreSQL (production, shared by replicas), the r2d2 pool and the
+//! embedded migrations. A query is a plain function over [`AnyConnection`], the same for both
+//! backends. Every use case is one transaction; uniqueness rules are database constraints, never
+//! check-then-insert.
 
 mod checkout;
 mod connection;
