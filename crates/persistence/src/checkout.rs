@@ -10,13 +10,15 @@ use domain::ports::{CheckoutStore, KeyLookup, NewCheckout, Redemption, StoreErro
 use domain::secret::SecretHash;
 use domain::webhook::EventType;
 
-use crate::connection::{AnyConnection, OrIgnore};
+use crate::connection::AnyConnection;
 use crate::db::Database;
 use crate::error::{RepoError, TxEnd};
 use crate::merchant::KeyRecordRow;
 use crate::outbox::{write_event, Outbox};
 use crate::postgres::CreateCheckout;
-use crate::rows::{NewCheckoutSession, NewIdempotencyKey, NewOrder, NewOrderItem, NewPayment};
+use crate::rows::{
+    insert, insert_unless_taken, NewCheckoutSession, NewIdempotencyKey, NewOrder, NewOrderItem, NewPayment,
+};
 use crate::schema::{api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payments};
 use crate::session::find_checkout;
 
@@ -92,8 +94,7 @@ fn take_key(
 ) -> Result<Option<IdempotencyRecord>, Abort> {
     let key_row = idempotency_keys::table.find((&key.merchant_id, key.livemode, key.idempotency_key));
     for _ in 0..2 {
-        let taken =
-            OrIgnore(diesel::insert_into(idempotency_keys::table).values(key)).execute(conn).map_err(key_busy)?;
+        let taken = insert_unless_taken(conn, idempotency_keys::table, key).map_err(key_busy)?;
         if taken == 1 {
             return Ok(None);
         }
@@ -159,14 +160,14 @@ fn create_order(conn: &mut AnyConnection, rows: &CheckoutRows<'_>, c: &NewChecko
     let now = c.created_at.naive_utc();
     for _ in 0..MAX_EXPIRY_ROUNDS {
         // A pending order of the same claim makes this a no-op (the partial unique index).
-        if OrIgnore(diesel::insert_into(orders::table).values(&rows.order)).execute(conn)? == 1 {
+        if insert_unless_taken(conn, orders::table, &rows.order)? == 1 {
             // One prepared insert per line: a multi-row insert is never a cached statement in
             // diesel, and claims carry few lines.
             for item in &rows.items {
-                diesel::insert_into(order_items::table).values(item).execute(conn)?;
+                insert(conn, order_items::table, item)?;
             }
-            diesel::insert_into(payments::table).values(&rows.payment).execute(conn)?;
-            diesel::insert_into(checkout_sessions::table).values(&rows.session).execute(conn)?;
+            insert(conn, payments::table, &rows.payment)?;
+            insert(conn, checkout_sessions::table, &rows.session)?;
             rows.event.write(conn)?;
             return Ok(Redemption::Created);
         }

@@ -3,9 +3,12 @@
 //! few statements only one backend understands (PostgreSQL's one-statement create, SQLite's
 //! `BEGIN IMMEDIATE`) match on the variant; nothing else here may know which backend it runs on.
 
+use diesel::backend::Backend;
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::query_dsl::LoadQuery;
 use diesel::sqlite::SqliteConnection;
 use diesel::{QueryResult, RunQueryDsl};
 
@@ -53,17 +56,45 @@ impl AnyConnection {
     }
 }
 
-/// `INSERT … ON CONFLICT DO NOTHING`. Both backends spell it alike, but diesel offers it only to
-/// each backend's own connection, so this appends it to a plain insert.
+/// Runs `statement` on the backend's own connection. diesel's `MultiConnection` renders a
+/// statement's SQL twice on every execution to hand it on, while the backend's own connection
+/// finds its prepared statement without rendering anything: on SQLite's single writer that was a
+/// tenth of a create. So the statements of a create's transaction (every insert of a row, see
+/// [`crate::rows`], and the outbox) go through this and [`get_result`]; the rest run on the
+/// `AnyConnection` as usual.
+pub(crate) fn execute<S>(conn: &mut AnyConnection, statement: S) -> QueryResult<usize>
+where
+    S: ExecuteDsl<PgConnection> + ExecuteDsl<SqliteConnection>,
+{
+    match conn {
+        AnyConnection::Postgres(pg) => ExecuteDsl::execute(statement, pg),
+        AnyConnection::Sqlite(sqlite) => ExecuteDsl::execute(statement, sqlite),
+    }
+}
+
+/// The one row of `query`, loaded on the backend's own connection (see [`execute`]).
+pub(crate) fn get_result<'q, Q, U>(conn: &mut AnyConnection, query: Q) -> QueryResult<U>
+where
+    Q: RunQueryDsl<PgConnection>
+        + RunQueryDsl<SqliteConnection>
+        + LoadQuery<'q, PgConnection, U>
+        + LoadQuery<'q, SqliteConnection, U>,
+{
+    match conn {
+        AnyConnection::Postgres(pg) => query.get_result(pg),
+        AnyConnection::Sqlite(sqlite) => query.get_result(sqlite),
+    }
+}
+
+/// `INSERT … ON CONFLICT DO NOTHING`, which both backends spell alike: appended to a plain insert,
+/// so that the statement is the same generic one on both.
 #[derive(Debug, Clone, Copy, QueryId)]
 pub(crate) struct OrIgnore<I>(pub(crate) I);
 
-impl<I: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for OrIgnore<I> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
+impl<I: QueryFragment<DB>, DB: Backend> QueryFragment<DB> for OrIgnore<I> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         self.0.walk_ast(out.reborrow())?;
         out.push_sql(" ON CONFLICT DO NOTHING");
         Ok(())
     }
 }
-
-impl<I> RunQueryDsl<AnyConnection> for OrIgnore<I> {}

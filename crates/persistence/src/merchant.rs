@@ -14,7 +14,7 @@ use domain::secret::SecretHash;
 use crate::connection::AnyConnection;
 use crate::db::Database;
 use crate::error::RepoError;
-use crate::rows::{NewApiKey, NewMerchant};
+use crate::rows::{insert, NewApiKey, NewMerchant};
 use crate::schema::{api_keys, merchants};
 
 /// Implements [`MerchantStore`] on either backend.
@@ -192,7 +192,7 @@ fn set_merchant_status(
 
 /// Adds a key; answers false when there is no such merchant.
 fn create_api_key(conn: &mut AnyConnection, key: &ApiKeySummary, hash: &SecretHash) -> Result<bool, RepoError> {
-    match diesel::insert_into(api_keys::table).values(NewApiKey::of(key, hash)).execute(conn) {
+    match insert(conn, api_keys::table, NewApiKey::of(key, hash)) {
         Ok(_) => Ok(true),
         // The foreign key says there is no such merchant.
         Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => Ok(false),
@@ -241,7 +241,7 @@ fn roll_api_key(
         if found.expires_at.is_none_or(|at| at > until) {
             diesel::update(unrevoked).set(api_keys::expires_at.eq(until)).execute(conn)?;
         }
-        diesel::insert_into(api_keys::table).values(new).execute(conn)?;
+        insert(conn, api_keys::table, new)?;
         Ok(api_keys::table.find(old).select(KeyRow::as_select()).first(conn)?)
     });
     match rolled {
@@ -281,10 +281,7 @@ impl MerchantStore for MerchantRepository {
 
     fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {
         let conn = &mut *self.db.conn()?;
-        diesel::insert_into(merchants::table)
-            .values(NewMerchant::of(merchant))
-            .execute(conn)
-            .map_err(RepoError::from)?;
+        insert(conn, merchants::table, NewMerchant::of(merchant)).map_err(RepoError::from)?;
         Ok(())
     }
 

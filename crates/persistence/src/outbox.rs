@@ -11,10 +11,11 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::sql_types::{Bool, Integer, Text, Timestamp};
+use diesel::sqlite::Sqlite;
 use diesel::IntoSql;
 use domain::webhook::{subscription_pattern, EndpointStatus, NewEvent};
 
-use crate::connection::{AnyConnection, MultiBackend};
+use crate::connection::{execute, get_result, AnyConnection};
 use crate::error::RepoError;
 use crate::schema::{webhook_deliveries, webhook_endpoints, webhook_events};
 use crate::webhook::PENDING;
@@ -30,16 +31,10 @@ pub(crate) struct Outbox<'a> {
     pattern: String,
 }
 
-/// A statement of the outbox, runnable on either backend and part of PostgreSQL's create.
-pub(crate) trait OutboxStatement<'a>:
-    QueryFragment<MultiBackend> + QueryFragment<Pg> + QueryId + RunQueryDsl<AnyConnection> + 'a
-{
-}
+/// A statement of the outbox: it runs on either backend and is part of PostgreSQL's create.
+pub(crate) trait OutboxStatement<'a>: QueryFragment<Pg> + QueryFragment<Sqlite> + QueryId + 'a {}
 
-impl<'a, T> OutboxStatement<'a> for T where
-    T: QueryFragment<MultiBackend> + QueryFragment<Pg> + QueryId + RunQueryDsl<AnyConnection> + 'a
-{
-}
+impl<'a, T> OutboxStatement<'a> for T where T: QueryFragment<Pg> + QueryFragment<Sqlite> + QueryId + 'a {}
 
 /// Whether an endpoint receives an event of the merchant, mode and subscription pattern given.
 #[diesel::dsl::auto_type(no_type_alias)]
@@ -119,9 +114,9 @@ impl Outbox<'_> {
     /// mostly none does, and that read is cheaper than an insert that finds nobody to write for.
     pub(crate) fn write(&self, conn: &mut AnyConnection) -> Result<(), RepoError> {
         let listeners = webhook_endpoints::table.filter(listening(&self.merchant_id, self.livemode, &self.pattern));
-        let heard: bool = diesel::select(diesel::dsl::exists(listeners)).get_result(conn)?;
-        if heard && self.insert_event().execute(conn)? > 0 {
-            self.insert_deliveries().execute(conn)?;
+        let heard: bool = get_result(conn, diesel::select(diesel::dsl::exists(listeners)))?;
+        if heard && execute(conn, self.insert_event())? > 0 {
+            execute(conn, self.insert_deliveries())?;
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! The one definition of each new row, per table: every insert writes one of these, and
-//! PostgreSQL's one-statement create ([`crate::postgres`]) is made of the very same inserts. (The
+//! The one definition of each new row, per table: every insert writes one of these (through
+//! [`insert`] or [`insert_unless_taken`]), and PostgreSQL's one-statement create
+//! ([`crate::postgres`]) is made of the very same inserts. (The
 //! webhook outbox's two tables are written only by the outbox's own two statements, in
 //! [`crate::outbox`].)
 //!
@@ -8,7 +9,11 @@
 //! Columns a new row leaves to the database's default (an order's `version`) are not here.
 
 use chrono::NaiveDateTime;
-use diesel::Insertable;
+use diesel::pg::PgConnection;
+use diesel::query_builder::InsertStatement;
+use diesel::query_dsl::methods::ExecuteDsl;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Insertable, QueryResult, Table};
 use domain::merchant::{ApiKeySummary, Merchant};
 use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
 use domain::payment::DeclineCode;
@@ -17,10 +22,32 @@ use domain::secret::SecretHash;
 use domain::session::Attempt;
 use domain::webhook::Endpoint;
 
+use crate::connection::{execute, AnyConnection, OrIgnore};
 use crate::schema::{
     api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payment_attempts, payments,
     webhook_endpoints,
 };
+
+/// Inserts `row` into `table` (on the backend's own connection: [`execute`]).
+pub(crate) fn insert<T, R>(conn: &mut AnyConnection, table: T, row: R) -> QueryResult<usize>
+where
+    T: Table,
+    R: Insertable<T>,
+    InsertStatement<T, R::Values>: ExecuteDsl<PgConnection> + ExecuteDsl<SqliteConnection>,
+{
+    execute(conn, diesel::insert_into(table).values(row))
+}
+
+/// Inserts `row` into `table` unless that breaks a uniqueness rule; answers how many rows it
+/// inserted (0 or 1).
+pub(crate) fn insert_unless_taken<T, R>(conn: &mut AnyConnection, table: T, row: R) -> QueryResult<usize>
+where
+    T: Table,
+    R: Insertable<T>,
+    OrIgnore<InsertStatement<T, R::Values>>: ExecuteDsl<PgConnection> + ExecuteDsl<SqliteConnection>,
+{
+    execute(conn, OrIgnore(diesel::insert_into(table).values(row)))
+}
 
 /// A new merchant.
 #[derive(Insertable)]

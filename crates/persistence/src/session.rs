@@ -18,7 +18,7 @@ use crate::connection::AnyConnection;
 use crate::db::Database;
 use crate::error::{RepoError, TxEnd};
 use crate::outbox::write_event;
-use crate::rows::NewPaymentAttempt;
+use crate::rows::{insert, NewPaymentAttempt};
 use crate::schema::{checkout_sessions, merchants, order_items, orders, payment_attempts, payments};
 
 /// Implements [`SessionStore`] on either backend.
@@ -282,9 +282,7 @@ fn apply(conn: &mut AnyConnection, order_id: &str, change: Transition<'_>) -> Re
         Some(AttemptChange::Begin(attempt)) => {
             let payment_id: String =
                 payments::table.filter(payments::order_id.eq(order_id)).select(payments::id).first(conn)?;
-            diesel::insert_into(payment_attempts::table)
-                .values(NewPaymentAttempt::of(attempt, &payment_id))
-                .execute(conn)?;
+            insert(conn, payment_attempts::table, NewPaymentAttempt::of(attempt, &payment_id))?;
         }
         Some(AttemptChange::End { id, outcome, decline_code }) => {
             diesel::update(payment_attempts::table.find(id))

@@ -11,7 +11,7 @@ use domain::webhook::{Added, AttemptEnd, DeliveryRecord, Due, Endpoint, Endpoint
 use crate::connection::AnyConnection;
 use crate::db::Database;
 use crate::error::{RepoError, TxEnd};
-use crate::rows::NewWebhookEndpoint;
+use crate::rows::{insert, NewWebhookEndpoint};
 use crate::schema::{merchants, webhook_deliveries, webhook_endpoints, webhook_events};
 
 /// A delivery not yet delivered nor given up (also written by the outbox and the PostgreSQL create).
@@ -105,7 +105,7 @@ fn add_endpoint(conn: &mut AnyConnection, endpoint: &NewWebhookEndpoint<'_>, max
     if existing >= max {
         return Ok(Added::LimitReached);
     }
-    diesel::insert_into(webhook_endpoints::table).values(endpoint).execute(conn)?;
+    insert(conn, webhook_endpoints::table, endpoint)?;
     Ok(Added::Added)
 }
 
