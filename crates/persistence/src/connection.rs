@@ -1,7 +1,9 @@
 //! One connection type for both backends, so that a repository function is written once:
 //! `fn x(conn: &mut AnyConnection, …) -> Result<_, RepoError>`, inside a transaction or not. The
 //! few statements only one backend understands (PostgreSQL's one-statement create, SQLite's
-//! `BEGIN IMMEDIATE`) match on the variant; nothing else here may know which backend it runs on.
+//! `BEGIN IMMEDIATE`) match on the variant, and so do [`execute`] and [`get_result`], which hand a
+//! statement written once to the backend's own connection for speed. Nothing else may know which
+//! backend it runs on.
 
 use diesel::backend::Backend;
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};

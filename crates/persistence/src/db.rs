@@ -163,7 +163,7 @@ impl std::fmt::Debug for DbOptions {
 #[derive(Clone, Debug)]
 pub struct Database {
     backend: Backend,
-    /// Reads, and on PostgreSQL every write.
+    /// Reads and administrative writes; on PostgreSQL, every write.
     pool: Pool<Checked>,
     /// SQLite only: the connection that runs write transactions.
     writer: Option<SqliteWriter>,

@@ -107,9 +107,7 @@ impl<'a> Outbox<'a> {
                 webhook_deliveries::created_at,
             ))
     }
-}
 
-impl Outbox<'_> {
     /// Writes the event inside the caller's transaction. Asks first whether any endpoint listens:
     /// mostly none does, and that read is cheaper than an insert that finds nobody to write for.
     pub(crate) fn write(&self, conn: &mut AnyConnection) -> Result<(), RepoError> {
