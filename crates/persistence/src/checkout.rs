@@ -10,13 +10,17 @@ use domain::ports::{CheckoutStore, KeyLookup, NewCheckout, Redemption, StoreErro
 use domain::secret::SecretHash;
 use domain::webhook::EventType;
 
-use crate::db::{with_conn, Database};
+use crate::connection::AnyConnection;
+use crate::db::Database;
 use crate::error::{RepoError, TxEnd};
 use crate::merchant::KeyRecordRow;
-use crate::outbox::write_event;
+use crate::outbox::{write_event, Outbox};
 use crate::postgres::CreateCheckout;
+use crate::rows::{
+    insert, insert_unless_taken, NewCheckoutSession, NewIdempotencyKey, NewOrder, NewOrderItem, NewPayment,
+};
 use crate::schema::{api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payments};
-use crate::session::{load, record};
+use crate::session::find_checkout;
 
 /// Implements [`CheckoutStore`] on either backend.
 #[derive(Debug, Clone)]
@@ -47,27 +51,6 @@ struct KeyBusy;
 /// How the redemption transaction ends when it must roll back.
 type Abort = TxEnd<KeyBusy>;
 
-/// The columns of a checkout's rows, bound once per request.
-struct Row<'a> {
-    c: &'a NewCheckout,
-    merchant_id: String,
-    order_id: String,
-    livemode: bool,
-    now: NaiveDateTime,
-}
-
-impl<'a> Row<'a> {
-    fn of(c: &'a NewCheckout) -> Self {
-        Self {
-            c,
-            merchant_id: c.scope.merchant_id.to_string(),
-            order_id: c.order_id.to_string(),
-            livemode: c.scope.livemode.is_live(),
-            now: c.created_at.naive_utc(),
-        }
-    }
-}
-
 /// Maps a lock wait that ran out while taking the idempotency key to "in progress".
 fn key_busy(error: diesel::result::Error) -> Abort {
     match RepoError::from(error) {
@@ -76,191 +59,193 @@ fn key_busy(error: diesel::result::Error) -> Abort {
     }
 }
 
-/// Takes the idempotency key for this request: `None` when it is ours now, or the live record of
-/// the request that holds it. A record past retention is replaced.
-macro_rules! take_key {
-    ($conn:ident, $row:expr, $outcome:expr) => {{
-        let r: &Row = $row;
-        let key_row = idempotency_keys::table.find((&r.merchant_id, r.livemode, r.c.scope.key.as_str()));
-        let stale_before = r.c.stale_before.naive_utc();
-        let mut found = Err(TxEnd::Repo(RepoError::Unavailable("the idempotency key kept changing; retry".into())));
-        for _ in 0..2 {
-            let taken = diesel::insert_into(idempotency_keys::table)
-                .values((
-                    idempotency_keys::merchant_id.eq(&r.merchant_id),
-                    idempotency_keys::livemode.eq(r.livemode),
-                    idempotency_keys::idempotency_key.eq(r.c.scope.key.as_str()),
-                    idempotency_keys::fingerprint.eq(r.c.fingerprint.as_str()),
-                    idempotency_keys::outcome.eq($outcome),
-                    idempotency_keys::created_at.eq(r.now),
-                ))
-                .on_conflict_do_nothing()
-                .execute($conn)
-                .map_err(key_busy)?;
-            if taken == 1 {
-                found = Ok(None);
-                break;
-            }
-            let (fingerprint, stored, created_at) = key_row
-                .select((idempotency_keys::fingerprint, idempotency_keys::outcome, idempotency_keys::created_at))
-                .first::<(String, String, NaiveDateTime)>($conn)?;
-            if created_at > stale_before {
-                found = Ok(Some(decode_record((fingerprint, stored))?));
-                break;
-            }
-            // Past retention: the key is free again.
-            diesel::delete(key_row.filter(idempotency_keys::created_at.le(stale_before))).execute($conn)?;
+/// The rows a new checkout writes, made once: the step-by-step way and PostgreSQL's one statement
+/// write exactly these.
+pub(crate) struct CheckoutRows<'a> {
+    pub(crate) key: NewIdempotencyKey<'a>,
+    pub(crate) order: NewOrder<'a>,
+    pub(crate) items: Vec<NewOrderItem<'a>>,
+    pub(crate) payment: NewPayment<'a>,
+    pub(crate) session: NewCheckoutSession<'a>,
+    /// `order.created`.
+    pub(crate) event: Outbox<'a>,
+}
+
+impl<'a> CheckoutRows<'a> {
+    /// The rows of `c`, its key holding `outcome` (the stored outcome, encoded).
+    pub(crate) fn of(c: &'a NewCheckout, outcome: &'a str) -> Self {
+        Self {
+            key: NewIdempotencyKey::of(c, outcome),
+            order: NewOrder::of(c),
+            items: NewOrderItem::all(c),
+            payment: NewPayment::of(c),
+            session: NewCheckoutSession::of(c),
+            event: Outbox::of(&c.event),
         }
-        found
-    }};
+    }
+}
+
+/// Takes the idempotency key of `key`: `None` when it is ours now, or the live record of the
+/// request that holds it. A record made at or before `stale_before` is past retention and replaced.
+fn take_key(
+    conn: &mut AnyConnection,
+    key: &NewIdempotencyKey<'_>,
+    stale_before: NaiveDateTime,
+) -> Result<Option<IdempotencyRecord>, Abort> {
+    let key_row = idempotency_keys::table.find((&key.merchant_id, key.livemode, key.idempotency_key));
+    for _ in 0..2 {
+        let taken = insert_unless_taken(conn, idempotency_keys::table, key).map_err(key_busy)?;
+        if taken == 1 {
+            return Ok(None);
+        }
+        let (fingerprint, stored, created_at) = key_row
+            .select((idempotency_keys::fingerprint, idempotency_keys::outcome, idempotency_keys::created_at))
+            .first::<(String, String, NaiveDateTime)>(conn)?;
+        if created_at > stale_before {
+            return Ok(Some(decode_record((fingerprint, stored))?));
+        }
+        // Past retention: the key is free again.
+        diesel::delete(key_row.filter(idempotency_keys::created_at.le(stale_before))).execute(conn)?;
+    }
+    Err(TxEnd::Repo(RepoError::Unavailable("the idempotency key kept changing; retry".into())))
+}
+
+/// The order that holds the claim of `order` (its id, when it stops holding it, and version), in
+/// either mode: a paid order holds its claim for good, and one with a charge running until the
+/// provider answers; a pending one until it runs out.
+fn claim_holder(
+    conn: &mut AnyConnection,
+    order: &NewOrder<'_>,
+) -> Result<Option<(String, NaiveDateTime, i64)>, RepoError> {
+    let holder = orders::table
+        .inner_join(payments::table)
+        .filter(orders::merchant_id.eq(&order.merchant_id))
+        .filter(orders::claim_id.eq(order.claim_id))
+        .filter(orders::status.eq_any([OrderStatus::Pending.as_str(), OrderStatus::Paid.as_str()]))
+        .select((orders::id, orders::status, orders::expires_at, orders::version, payments::status))
+        .first::<(String, String, NaiveDateTime, i64, String)>(conn)
+        .optional()?;
+    Ok(holder.map(|(id, status, expires_at, version, payment)| {
+        let held = status == OrderStatus::Paid.as_str() || payment == PaymentStatus::Processing.as_str();
+        (id, if held { NaiveDateTime::MAX } else { expires_at }, version)
+    }))
+}
+
+/// Expires the pending order `order_id`, run out, as the sweeper would: only at the version read,
+/// so the sweeper (or a charge starting) and this can never both change it.
+fn expire_stale(conn: &mut AnyConnection, order_id: &str, version: i64, at: DateTime<Utc>) -> Result<(), RepoError> {
+    let now = at.naive_utc();
+    let expired = diesel::update(orders::table.find(order_id).filter(orders::version.eq(version)))
+        .set((
+            orders::status.eq(OrderStatus::Expired.as_str()),
+            orders::version.eq(version + 1),
+            orders::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if expired == 1 {
+        diesel::update(checkout_sessions::table.find(order_id))
+            .set((checkout_sessions::status.eq(SessionStatus::Expired.as_str()), checkout_sessions::updated_at.eq(now)))
+            .execute(conn)?;
+        if let Some(found) = find_checkout(conn, order_id)? {
+            write_event(conn, &found.event(EventType::OrderExpired, at))?;
+        }
+    }
+    Ok(())
 }
 
 /// With the key taken: creates the order, its lines, payment and session, unless the claim backs a
 /// paid order or an open one that has not run out (then records that outcome under the key
 /// instead). A pending order past its expiry is marked expired, which frees the claim.
-macro_rules! create_order {
-    ($conn:ident, $row:expr) => {{
-        let r: &Row = $row;
-        let (c, claim) = (r.c, &r.c.claim);
-        let order = (
-            orders::id.eq(&r.order_id),
-            orders::merchant_id.eq(&r.merchant_id),
-            orders::livemode.eq(r.livemode),
-            orders::claim_id.eq(&claim.claim_id),
-            orders::claim_issuer.eq(&claim.issuer),
-            orders::consumer_id.eq(&claim.consumer_id),
-            orders::experience_id.eq(claim.experience_id.as_deref()),
-            orders::distribution_id.eq(claim.distribution_id.as_deref()),
-            orders::currency.eq(claim.currency.as_str()),
-            orders::amount_total.eq(claim.amount_total),
-            orders::status.eq(OrderStatus::Pending.as_str()),
-            orders::expires_at.eq(c.expires_at.naive_utc()),
-            orders::created_at.eq(r.now),
-            orders::updated_at.eq(r.now),
-        );
-        let mut outcome =
-            Err(TxEnd::Repo(RepoError::Unavailable("the claim's open order kept changing; retry".into())));
-        for _ in 0..MAX_EXPIRY_ROUNDS {
-            // A pending order of the same claim makes this a no-op (the partial unique index).
-            if diesel::insert_into(orders::table).values(&order).on_conflict_do_nothing().execute($conn)? == 1 {
-                insert_lines!($conn, r);
-                write_event!($conn, &c.event);
-                outcome = Ok(Redemption::Created);
-                break;
+fn create_order(conn: &mut AnyConnection, rows: &CheckoutRows<'_>, c: &NewCheckout) -> Result<Redemption, Abort> {
+    let now = c.created_at.naive_utc();
+    for _ in 0..MAX_EXPIRY_ROUNDS {
+        // A pending order of the same claim makes this a no-op (the partial unique index).
+        if insert_unless_taken(conn, orders::table, &rows.order)? == 1 {
+            // One prepared insert per line: a multi-row insert is never a cached statement in
+            // diesel, and claims carry few lines.
+            for item in &rows.items {
+                insert(conn, order_items::table, item)?;
             }
-            // The order that holds the claim, in either mode: paid, or pending (and maybe run out).
-            let holder = orders::table
-                .inner_join(payments::table)
-                .filter(orders::merchant_id.eq(&r.merchant_id))
-                .filter(orders::claim_id.eq(&claim.claim_id))
-                .filter(orders::status.eq_any([OrderStatus::Pending.as_str(), OrderStatus::Paid.as_str()]))
-                .select((orders::id, orders::status, orders::expires_at, orders::version, payments::status))
-                .first::<(String, String, NaiveDateTime, i64, String)>($conn)
-                .optional()?;
-            let open = holder.map(|(id, status, expires_at, version, payment)| {
-                // A paid order holds its claim for good, and one with a charge running holds it
-                // until the provider answers.
-                let held = status == OrderStatus::Paid.as_str() || payment == PaymentStatus::Processing.as_str();
-                (id, if held { NaiveDateTime::MAX } else { expires_at }, version)
-            });
-            match open {
-                Some((_, expires_at, _)) if expires_at > r.now => {
-                    diesel::update(idempotency_keys::table.find((&r.merchant_id, r.livemode, c.scope.key.as_str())))
-                        .set(idempotency_keys::outcome.eq(encode_outcome(&StoredOutcome::ClaimAlreadyRedeemed)?))
-                        .execute($conn)?;
-                    outcome = Ok(Redemption::ClaimAlreadyRedeemed);
-                    break;
-                }
-                Some((stale_id, _, version)) => {
-                    // Expired as the sweeper would: only at the version read, so the sweeper (or a
-                    // charge starting) and this can never both change it.
-                    let expired = diesel::update(orders::table.find(&stale_id).filter(orders::version.eq(version)))
-                        .set((
-                            orders::status.eq(OrderStatus::Expired.as_str()),
-                            orders::version.eq(version + 1),
-                            orders::updated_at.eq(r.now),
-                        ))
-                        .execute($conn)?;
-                    if expired == 1 {
-                        diesel::update(checkout_sessions::table.find(&stale_id))
-                            .set((
-                                checkout_sessions::status.eq(SessionStatus::Expired.as_str()),
-                                checkout_sessions::updated_at.eq(r.now),
-                            ))
-                            .execute($conn)?;
-                        if let Some(found) = load!($conn, orders::id.eq(&stale_id)) {
-                            let expired = record(found)?.event(EventType::OrderExpired, c.created_at);
-                            write_event!($conn, &expired);
-                        }
-                    }
-                }
-                // The open order changed state meanwhile: try the insert again.
-                None => {}
+            insert(conn, payments::table, &rows.payment)?;
+            insert(conn, checkout_sessions::table, &rows.session)?;
+            rows.event.write(conn)?;
+            return Ok(Redemption::Created);
+        }
+        match claim_holder(conn, &rows.order)? {
+            Some((_, expires_at, _)) if expires_at > now => {
+                let key = &rows.key;
+                diesel::update(idempotency_keys::table.find((&key.merchant_id, key.livemode, key.idempotency_key)))
+                    .set(idempotency_keys::outcome.eq(encode_outcome(&StoredOutcome::ClaimAlreadyRedeemed)?))
+                    .execute(conn)?;
+                return Ok(Redemption::ClaimAlreadyRedeemed);
             }
+            Some((stale_id, _, version)) => expire_stale(conn, &stale_id, version, c.created_at)?,
+            // The open order changed state meanwhile: try the insert again.
+            None => {}
         }
-        outcome
-    }};
-}
-
-/// The order's lines, its pending payment and its open session.
-macro_rules! insert_lines {
-    ($conn:ident, $row:expr) => {{
-        let r: &Row = $row;
-        let (c, claim) = (r.c, &r.c.claim);
-        // One prepared insert per line: a multi-row insert is never a cached statement in diesel,
-        // and claims carry few lines.
-        for (position, item) in claim.items.iter().enumerate() {
-            diesel::insert_into(order_items::table)
-                .values((
-                    order_items::order_id.eq(&r.order_id),
-                    order_items::position.eq(i32::try_from(position).unwrap_or(i32::MAX)),
-                    order_items::sku.eq(&item.sku),
-                    order_items::name.eq(&item.name),
-                    order_items::quantity.eq(item.quantity),
-                    order_items::unit_amount.eq(item.unit_amount),
-                    order_items::amount.eq(item.amount),
-                ))
-                .execute($conn)?;
-        }
-        diesel::insert_into(payments::table)
-            .values((
-                payments::id.eq(c.payment_id.to_string()),
-                payments::order_id.eq(&r.order_id),
-                payments::amount.eq(claim.amount_total),
-                payments::currency.eq(claim.currency.as_str()),
-                payments::status.eq(PaymentStatus::Pending.as_str()),
-                payments::created_at.eq(r.now),
-                payments::updated_at.eq(r.now),
-            ))
-            .execute($conn)?;
-        diesel::insert_into(checkout_sessions::table)
-            .values((
-                checkout_sessions::order_id.eq(&r.order_id),
-                checkout_sessions::token_hash.eq(c.token_hash.as_str()),
-                checkout_sessions::mode.eq(c.mode.as_str()),
-                checkout_sessions::success_url.eq(&c.success_url),
-                checkout_sessions::cancel_url.eq(&c.cancel_url),
-                checkout_sessions::status.eq(SessionStatus::Open.as_str()),
-                checkout_sessions::expires_at.eq(c.expires_at.naive_utc()),
-                checkout_sessions::created_at.eq(r.now),
-                checkout_sessions::updated_at.eq(r.now),
-            ))
-            .execute($conn)?;
-    }};
-}
-
-/// The whole redemption, step by step: take the key, then create the order.
-macro_rules! redeem_in {
-    ($conn:ident, $row:expr, $outcome:expr) => {{
-        let r: &Row = $row;
-        match take_key!($conn, r, $outcome)? {
-            Some(record) => Ok(Redemption::KeyTaken(record)),
-            None => create_order!($conn, r),
-        }
-    }};
+    }
+    Err(TxEnd::Repo(RepoError::Unavailable("the claim's open order kept changing; retry".into())))
 }
 
 const MAX_EXPIRY_ROUNDS: usize = 3;
+
+/// The whole redemption, step by step, inside the caller's transaction: take the key, then
+/// create the order.
+fn redeem_in(conn: &mut AnyConnection, c: &NewCheckout, outcome: &str) -> Result<Redemption, Abort> {
+    let rows = CheckoutRows::of(c, outcome);
+    match take_key(conn, &rows.key, c.stale_before.naive_utc())? {
+        Some(record) => Ok(Redemption::KeyTaken(record)),
+        None => create_order(conn, &rows, c),
+    }
+}
+
+/// The redemption on either backend. On PostgreSQL the common case is one statement, its own
+/// transaction; anything else (a taken key, a claim with an open order: a unique violation undoes
+/// the statement) goes step by step in a transaction, as it always does on SQLite.
+fn redeem(conn: &mut AnyConnection, c: &NewCheckout, outcome: &str) -> Result<Redemption, Abort> {
+    if let AnyConnection::Postgres(pg) = &mut *conn {
+        let rows = CheckoutRows::of(c, outcome);
+        let created = CreateCheckout::of(&rows)?.execute(pg);
+        match created {
+            Ok(_) => return Ok(Redemption::Created),
+            Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+            Err(error) => return Err(key_busy(error)),
+        }
+    }
+    conn.write_transaction(|conn| redeem_in(conn, c, outcome))
+}
+
+/// The caller's key (by the hash of its secret) with its merchant, and the live idempotency
+/// record of `idempotency_key`, in one read.
+fn lookup(
+    conn: &mut AnyConnection,
+    hash: &str,
+    idempotency_key: &str,
+    stale_before: NaiveDateTime,
+) -> Result<Option<KeyLookup>, RepoError> {
+    let row = api_keys::table
+        .inner_join(merchants::table)
+        .left_join(
+            idempotency_keys::table.on(idempotency_keys::merchant_id
+                .eq(api_keys::merchant_id)
+                .and(idempotency_keys::livemode.eq(api_keys::livemode))
+                .and(idempotency_keys::idempotency_key.eq(idempotency_key))
+                .and(idempotency_keys::created_at.gt(stale_before))),
+        )
+        .filter(api_keys::secret_hash.eq(hash))
+        .select((
+            KeyRecordRow::as_select(),
+            idempotency_keys::fingerprint.nullable(),
+            idempotency_keys::outcome.nullable(),
+        ))
+        .first::<(KeyRecordRow, Option<String>, Option<String>)>(conn)
+        .optional()?;
+    let Some((key, fingerprint, outcome)) = row else {
+        return Ok(None);
+    };
+    let record = fingerprint.zip(outcome).map(decode_record).transpose()?;
+    Ok(Some(KeyLookup { key: key.into_record()?, record }))
+}
 
 impl CheckoutStore for CheckoutRepository {
     fn lookup(
@@ -269,66 +254,206 @@ impl CheckoutStore for CheckoutRepository {
         idempotency_key: &IdempotencyKey,
         stale_before: DateTime<Utc>,
     ) -> Result<Option<KeyLookup>, StoreError> {
-        let row = with_conn!(&self.db, |conn| api_keys::table
-            .inner_join(merchants::table)
-            .left_join(
-                idempotency_keys::table.on(idempotency_keys::merchant_id
-                    .eq(api_keys::merchant_id)
-                    .and(idempotency_keys::livemode.eq(api_keys::livemode))
-                    .and(idempotency_keys::idempotency_key.eq(idempotency_key.as_str()))
-                    .and(idempotency_keys::created_at.gt(stale_before.naive_utc()))),
-            )
-            .filter(api_keys::secret_hash.eq(hash.as_str()))
-            .select((
-                KeyRecordRow::as_select(),
-                idempotency_keys::fingerprint.nullable(),
-                idempotency_keys::outcome.nullable()
-            ))
-            .first::<(KeyRecordRow, Option<String>, Option<String>)>(conn)
-            .optional()
-            .map_err(RepoError::from)?);
-        let Some((key, fingerprint, outcome)) = row else {
-            return Ok(None);
-        };
-        let record = fingerprint.zip(outcome).map(decode_record).transpose()?;
-        Ok(Some(KeyLookup { key: key.into_record()?, record }))
+        let conn = &mut *self.db.conn()?;
+        Ok(lookup(conn, hash.as_str(), idempotency_key.as_str(), stale_before.naive_utc())?)
     }
 
     fn purge_idempotency(&self, stale_before: DateTime<Utc>) -> Result<usize, StoreError> {
-        Ok(with_conn!(&self.db, |conn| diesel::delete(
-            idempotency_keys::table.filter(idempotency_keys::created_at.le(stale_before.naive_utc()))
-        )
-        .execute(conn)
-        .map_err(RepoError::from)?))
+        let stale = idempotency_keys::table.filter(idempotency_keys::created_at.le(stale_before.naive_utc()));
+        Ok(diesel::delete(stale).execute(&mut *self.db.conn()?).map_err(RepoError::from)?)
     }
 
     fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
         let outcome = encode_outcome(&checkout.outcome)?;
-        let result: Result<Redemption, Abort> = match &self.db {
-            Database::Postgres(pool) => {
-                let mut conn = pool.get().map_err(RepoError::from)?;
-                // The common case is one statement, its own transaction; anything else (a taken
-                // key, a claim with an open order) goes step by step in a transaction.
-                match CreateCheckout::new(checkout, &outcome).get_result::<bool>(&mut **conn) {
-                    Ok(true) => Ok(Redemption::Created),
-                    Ok(false) | Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                        conn.transaction(|conn| redeem_in!(conn, &Row::of(checkout), &outcome))
-                    }
-                    Err(error) => Err(key_busy(error)),
-                }
-            }
-            // `BEGIN IMMEDIATE`: the write lock is taken up front, never half-way through.
-            Database::Sqlite { writer, .. } => {
-                let checkout = checkout.clone();
-                writer.run(move |conn| {
-                    Ok(conn.immediate_transaction(|conn| redeem_in!(conn, &Row::of(&checkout), &outcome)))
-                })?
-            }
-        };
-        match result {
+        let checkout = checkout.clone();
+        match self.db.run(move |conn| redeem(conn, &checkout, &outcome)) {
             Ok(redemption) => Ok(redemption),
             Err(TxEnd::Stop(KeyBusy)) => Ok(Redemption::KeyInProgress),
             Err(TxEnd::Repo(error)) => Err(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::{Duration, DurationRound};
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::Text;
+    use domain::claim::VerifiedClaim;
+    use domain::ids::{EndpointId, EventId, MerchantId, OrderId, PaymentId};
+    use domain::merchant::{Livemode, Merchant, MerchantStatus};
+    use domain::money::Currency;
+    use domain::order::{LineItem, Mode};
+    use domain::ports::IdempotencyScope;
+    use domain::ports::MerchantStore;
+    use domain::webhook::{subscription, Added, Endpoint, EndpointStatus, NewEvent, WebhookStore};
+
+    use super::*;
+    use crate::db::DbOptions;
+    use crate::{MerchantRepository, WebhookRepository};
+
+    /// A fresh PostgreSQL schema of the database named by `TEST_DATABASE_URL`, dropped afterwards.
+    struct Schema {
+        admin: String,
+        name: String,
+        db: Database,
+    }
+
+    impl Schema {
+        fn new() -> Self {
+            let admin = std::env::var("TEST_DATABASE_URL")
+                .expect("TEST_DATABASE_URL must name a PostgreSQL database (scripts/test sets it up)");
+            let name = format!("rows_{}", OrderId::new().to_string().to_ascii_lowercase());
+            connect_admin(&admin).batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
+            let sep = if admin.contains('?') { '&' } else { '?' };
+            let url = format!("{admin}{sep}options=-csearch_path%3D{name}");
+            let db = Database::connect(&DbOptions { url, pool_size: 1, lock_wait: std::time::Duration::from_secs(5) })
+                .unwrap();
+            db.migrate().unwrap();
+            Self { admin, name, db }
+        }
+
+        /// Every row of `table`, as JSON, in a fixed order.
+        fn rows(&self, table: &str) -> String {
+            #[derive(QueryableByName)]
+            struct Rows {
+                #[diesel(sql_type = Text)]
+                rows: String,
+            }
+            let sql = format!("SELECT coalesce(json_agg(t ORDER BY t::text), '[]')::text AS rows FROM {table} t");
+            diesel::sql_query(sql).get_result::<Rows>(&mut *self.db.conn().unwrap()).unwrap().rows
+        }
+    }
+
+    fn connect_admin(url: &str) -> diesel::pg::PgConnection {
+        <diesel::pg::PgConnection as diesel::Connection>::establish(url).unwrap()
+    }
+
+    impl Drop for Schema {
+        fn drop(&mut self) {
+            let _ = connect_admin(&self.admin).batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name));
+        }
+    }
+
+    /// A checkout of `merchant` with two lines, whose `order.created` one of three endpoints hears.
+    fn checkout(merchant: MerchantId) -> NewCheckout {
+        let now = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap();
+        let (order_id, payment_id) = (OrderId::new(), PaymentId::new());
+        let line = |sku: &str, quantity, unit_amount| LineItem {
+            sku: sku.into(),
+            name: format!("{sku} ticket"),
+            quantity,
+            unit_amount,
+            amount: quantity * unit_amount,
+        };
+        let items = vec![line("GA", 2, 4_500), line("VIP", 1, 12_000)];
+        let outcome = StoredOutcome::Created {
+            order_id: order_id.to_string(),
+            payment_id: payment_id.to_string(),
+            mode: Mode::Embedded,
+            expires_at: "2026-11-25T10:15:00.000Z".into(),
+        };
+        NewCheckout {
+            scope: IdempotencyScope {
+                merchant_id: merchant,
+                livemode: Livemode::Test,
+                key: IdempotencyKey::parse("rows-key-1").unwrap(),
+            },
+            fingerprint: Fingerprint::from_stored("ab".repeat(32)),
+            outcome,
+            order_id,
+            payment_id,
+            claim: VerifiedClaim {
+                claim_id: "claim-1".into(),
+                issuer: "issuer".into(),
+                consumer_id: "consumer-1".into(),
+                merchant_id: merchant,
+                currency: Currency::parse("eur").unwrap(),
+                amount_total: items.iter().map(|i| i.amount).sum(),
+                items,
+                expires_at: now + Duration::hours(1),
+                experience_id: Some("exp-1".into()),
+                distribution_id: None,
+            },
+            mode: Mode::Embedded,
+            success_url: "https://shop.example/ok".into(),
+            cancel_url: "https://shop.example/back".into(),
+            token_hash: SecretHash::of("page-token"),
+            expires_at: now + Duration::minutes(15),
+            created_at: now,
+            stale_before: now - Duration::hours(24),
+            event: NewEvent {
+                id: EventId::new(),
+                event_type: EventType::OrderCreated,
+                merchant_id: merchant,
+                livemode: Livemode::Test,
+                payload: r#"{"type":"order.created"}"#.into(),
+                created_at: now,
+            },
+        }
+    }
+
+    /// The same merchant and endpoints in `schema`: one hears `order.created` in test mode, one
+    /// hears other types only, one is live.
+    fn seed(schema: &Schema, merchant: &Merchant, endpoints: &[Endpoint]) {
+        MerchantRepository::new(schema.db.clone()).create_merchant(merchant).unwrap();
+        for endpoint in endpoints {
+            assert_eq!(WebhookRepository::new(schema.db.clone()).add_endpoint(endpoint, 10).unwrap(), Added::Added);
+        }
+    }
+
+    #[test]
+    fn the_one_statement_create_writes_the_rows_the_step_by_step_create_writes() {
+        let (fast, steps) = (Schema::new(), Schema::new());
+        let now = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap();
+        let merchant =
+            Merchant { id: MerchantId::new(), name: "Rows".into(), status: MerchantStatus::Active, created_at: now };
+        let endpoint = |livemode, types: &[EventType]| Endpoint {
+            id: EndpointId::new(),
+            merchant_id: merchant.id,
+            livemode,
+            url: "https://hooks.example/in".into(),
+            event_types: subscription(types),
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            secret_version: 1,
+            previous_until: None,
+            created_at: now,
+        };
+        let endpoints = [
+            endpoint(Livemode::Test, &[EventType::OrderCreated, EventType::OrderCompleted]),
+            endpoint(Livemode::Test, &[EventType::OrderCompleted]),
+            endpoint(Livemode::Live, &[]),
+        ];
+        seed(&fast, &merchant, &endpoints);
+        seed(&steps, &merchant, &endpoints);
+        let c = checkout(merchant.id);
+        let outcome = encode_outcome(&c.outcome).unwrap();
+
+        let rows = CheckoutRows::of(&c, &outcome);
+        match &mut *fast.db.conn().unwrap() {
+            AnyConnection::Postgres(pg) => CreateCheckout::of(&rows).unwrap().execute(pg).unwrap(),
+            AnyConnection::Sqlite(_) => panic!("TEST_DATABASE_URL is not PostgreSQL"),
+        };
+        let created = steps.db.conn().unwrap().write_transaction(|conn| redeem_in(conn, &c, &outcome));
+        assert!(matches!(created, Ok(Redemption::Created)));
+
+        let tables = [
+            ("idempotency_keys", 1),
+            ("orders", 1),
+            ("order_items", 2),
+            ("payments", 1),
+            ("checkout_sessions", 1),
+            ("webhook_events", 1),
+            ("webhook_deliveries", 1),
+        ];
+        for (table, count) in tables {
+            let written = fast.rows(table);
+            assert_eq!(written, steps.rows(table), "{table} differs");
+            let parsed: serde_json::Value = serde_json::from_str(&written).unwrap();
+            assert_eq!(parsed.as_array().map(Vec::len), Some(count), "{table}: {written}");
         }
     }
 }

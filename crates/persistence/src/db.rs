@@ -1,7 +1,7 @@
-//! Connections: one r2d2 pool for PostgreSQL; for SQLite, a pool for reads and rare writes beside
-//! one checkout writer on a thread of its own. SQLite has one writer at a time: handing its lock
-//! from thread to thread leaves it idle while the next thread is scheduled, so checkout
-//! transactions queue for a thread that runs them back to back instead.
+//! Connections: one r2d2 pool of [`AnyConnection`]s for either backend; for SQLite, beside it, one
+//! writer on a thread of its own. SQLite has one writer at a time: handing its lock from thread to
+//! thread leaves it idle while the next thread is scheduled, so write transactions queue for a
+//! thread that runs them back to back instead.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool, R2D2Connection};
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::connection::AnyConnection;
 use crate::error::RepoError;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -21,64 +22,65 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrati
 /// Serialises migrations of replicas starting together on one PostgreSQL database.
 const MIGRATION_LOCK: i64 = 4_805_001;
 
-/// A PostgreSQL pool.
-pub type PgPool = Pool<Checked<PgConnection>>;
-/// A SQLite pool.
-pub type SqlitePool = Pool<Checked<SqliteConnection>>;
-
 /// A connection and when it last proved alive.
-pub struct Live<C> {
-    conn: C,
+pub struct Live {
+    conn: AnyConnection,
     proved: Instant,
 }
 
-impl<C> std::fmt::Debug for Live<C> {
+impl std::fmt::Debug for Live {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Live").field("proved", &self.proved).finish_non_exhaustive()
+        f.debug_struct("Live").field("conn", &self.conn).field("proved", &self.proved).finish()
     }
 }
 
-impl<C> std::ops::Deref for Live<C> {
-    type Target = C;
-    fn deref(&self) -> &C {
-        &self.conn
-    }
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Postgres,
+    Sqlite,
 }
 
-impl<C> std::ops::DerefMut for Live<C> {
-    fn deref_mut(&mut self) -> &mut C {
-        &mut self.conn
-    }
+/// Opens connections of one backend, with a cheap liveness check: a connection is pinged on
+/// checkout only if it has not proved alive within the last second. A ping on every checkout
+/// would cost a round trip per query; none at all would keep connections that a database restart
+/// killed in the pool forever (diesel does not notice a closed connection). This way a restart
+/// costs at most a second of failed requests per connection, and a busy pool pings each
+/// connection about once a second.
+pub struct Checked {
+    backend: Backend,
+    /// A PostgreSQL URL or a SQLite file path.
+    target: String,
 }
 
-/// diesel's connection manager with a cheap liveness check: a connection is pinged on checkout
-/// only if it has not proved alive within the last second. A ping on every checkout would cost a
-/// round trip per query; none at all would keep connections that a database restart killed in
-/// the pool forever (diesel does not notice a closed connection). This way a restart costs at
-/// most a second of failed requests per connection, and a busy pool pings each connection about
-/// once a second.
-pub struct Checked<C: R2D2Connection + 'static> {
-    inner: ConnectionManager<C>,
-}
-
-impl<C: R2D2Connection + 'static> std::fmt::Debug for Checked<C> {
+impl std::fmt::Debug for Checked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Checked")
+        f.debug_struct("Checked").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+impl Checked {
+    fn establish(&self) -> diesel::ConnectionResult<AnyConnection> {
+        Ok(match self.backend {
+            Backend::Postgres => AnyConnection::Postgres(PgConnection::establish(&self.target)?),
+            Backend::Sqlite => AnyConnection::Sqlite(SqliteConnection::establish(&self.target)?),
+        })
     }
 }
 
 /// How long a connection that answered is trusted without a ping.
 const TRUSTED_FOR: Duration = Duration::from_secs(1);
 
-impl<C: R2D2Connection + Send + 'static> ManageConnection for Checked<C> {
-    type Connection = Live<C>;
+impl ManageConnection for Checked {
+    type Connection = Live;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<Live<C>, diesel::r2d2::Error> {
-        Ok(Live { conn: self.inner.connect()?, proved: Instant::now() })
+    fn connect(&self) -> Result<Live, diesel::r2d2::Error> {
+        let conn = self.establish().map_err(diesel::r2d2::Error::ConnectionError)?;
+        Ok(Live { conn, proved: Instant::now() })
     }
 
-    fn is_valid(&self, live: &mut Live<C>) -> Result<(), diesel::r2d2::Error> {
+    fn is_valid(&self, live: &mut Live) -> Result<(), diesel::r2d2::Error> {
         if live.proved.elapsed() >= TRUSTED_FOR {
             live.conn.ping().map_err(diesel::r2d2::Error::QueryError)?;
             live.proved = Instant::now();
@@ -86,8 +88,25 @@ impl<C: R2D2Connection + Send + 'static> ManageConnection for Checked<C> {
         Ok(())
     }
 
-    fn has_broken(&self, live: &mut Live<C>) -> bool {
-        self.inner.has_broken(&mut live.conn)
+    fn has_broken(&self, live: &mut Live) -> bool {
+        live.conn.is_broken()
+    }
+}
+
+/// A pooled connection of either backend, returned to the pool when dropped.
+#[derive(Debug)]
+pub struct Pooled(PooledConnection<Checked>);
+
+impl std::ops::Deref for Pooled {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.0.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.0.conn
     }
 }
 
@@ -142,23 +161,19 @@ impl std::fmt::Debug for DbOptions {
 
 /// The database behind the repositories: cheap to clone.
 #[derive(Clone, Debug)]
-pub enum Database {
-    /// PostgreSQL: production, shared by replicas.
-    Postgres(PgPool),
-    /// SQLite: the embedded default.
-    Sqlite {
-        /// Reads, and the rare writes of administration.
-        pool: SqlitePool,
-        /// Checkout transactions.
-        writer: SqliteWriter,
-    },
+pub struct Database {
+    backend: Backend,
+    /// Reads and administrative writes; on PostgreSQL, every write.
+    pool: Pool<Checked>,
+    /// SQLite only: the connection that runs write transactions.
+    writer: Option<SqliteWriter>,
 }
 
-type Job = Box<dyn FnOnce(&mut SqliteConnection) + Send>;
+type Job = Box<dyn FnOnce(&mut AnyConnection) + Send>;
 
-/// The SQLite connection that runs checkout transactions, one after another, on its own thread.
+/// The SQLite connection that runs write transactions, one after another, on its own thread.
 #[derive(Clone, Debug)]
-pub struct SqliteWriter {
+struct SqliteWriter {
     jobs: mpsc::SyncSender<Job>,
     max_wait: Duration,
 }
@@ -166,8 +181,10 @@ pub struct SqliteWriter {
 impl SqliteWriter {
     const QUEUE: usize = 1024;
 
-    fn start(path: &str, settings: SqliteSettings, max_wait: Duration) -> Result<Self, RepoError> {
-        let mut conn = SqliteConnection::establish(path).map_err(|e| RepoError::Unavailable(e.to_string()))?;
+    fn start(path: &str, settings: Settings, max_wait: Duration) -> Result<Self, RepoError> {
+        let mut conn = AnyConnection::Sqlite(
+            SqliteConnection::establish(path).map_err(|e| RepoError::Unavailable(e.to_string()))?,
+        );
         settings.apply(&mut conn).map_err(|e| RepoError::Unavailable(e.to_string()))?;
         let (jobs, queue) = mpsc::sync_channel::<Job>(Self::QUEUE);
         std::thread::Builder::new()
@@ -187,15 +204,16 @@ impl SqliteWriter {
 
     /// Runs `work` on the writer's connection and waits for its result. Work that waited in the
     /// queue longer than the configured wait is not started: the caller gets `Unavailable`.
-    pub fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut SqliteConnection) -> Result<T, RepoError> + Send + 'static,
-    ) -> Result<T, RepoError> {
+    fn run<T, E>(&self, work: impl FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<RepoError> + Send + 'static,
+    {
         let (reply, answer) = mpsc::sync_channel(1);
         let deadline = Instant::now() + self.max_wait;
         let job: Job = Box::new(move |conn| {
             let result = if Instant::now() > deadline {
-                Err(RepoError::Unavailable("the SQLite writer is overloaded".into()))
+                Err(RepoError::Unavailable("the SQLite writer is overloaded".into()).into())
             } else {
                 work(conn)
             };
@@ -206,74 +224,31 @@ impl SqliteWriter {
     }
 }
 
-/// Runs `$body` with `$conn` bound to a pooled connection of either backend. The body is compiled
-/// once per backend, so the same diesel query serves both.
-macro_rules! with_conn {
-    ($db:expr, |$conn:ident| $body:expr) => {
-        match $db {
-            $crate::db::Database::Postgres(pool) => {
-                let mut pooled = pool.get().map_err($crate::error::RepoError::from)?;
-                let $conn = &mut **pooled;
-                $body
-            }
-            $crate::db::Database::Sqlite { pool, .. } => {
-                let mut pooled = pool.get().map_err($crate::error::RepoError::from)?;
-                let $conn = &mut **pooled;
-                $body
-            }
-        }
-    };
-}
-
-/// Runs `$body` in one write transaction on either backend: on PostgreSQL a pooled connection, on
-/// SQLite the writer thread with `BEGIN IMMEDIATE`. The body may capture only owned values (it may
-/// run on another thread), and returns `Result<_, E>` where `E: From<diesel::result::Error>`.
-macro_rules! write_tx {
-    ($db:expr, |$conn:ident| $body:expr) => {
-        match $db {
-            $crate::db::Database::Postgres(pool) => {
-                pool.get().map_err($crate::error::RepoError::from)?.transaction(|$conn| $body)
-            }
-            $crate::db::Database::Sqlite { writer, .. } => {
-                writer.run(move |conn| Ok(conn.immediate_transaction(|$conn| $body)))?
-            }
-        }
-    };
-}
-
-pub(crate) use {with_conn, write_tx};
-
+/// What every connection of a pool is set up with.
 #[derive(Debug, Clone, Copy)]
-struct SqliteSettings {
-    busy_timeout_ms: u128,
+enum Settings {
+    Sqlite { busy_timeout_ms: u128 },
+    Postgres { lock_timeout_ms: u128 },
 }
 
-impl SqliteSettings {
-    fn apply(&self, conn: &mut SqliteConnection) -> Result<(), diesel::result::Error> {
-        // FULL: a commit is on disk before the response leaves, so an acknowledged order survives
-        // a power cut, not only a crash.
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-            self.busy_timeout_ms
-        ))
+impl Settings {
+    fn apply(&self, conn: &mut AnyConnection) -> Result<(), diesel::result::Error> {
+        match self {
+            // FULL: a commit is on disk before the response leaves, so an acknowledged order
+            // survives a power cut, not only a crash.
+            Settings::Sqlite { busy_timeout_ms } => conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+            )),
+            Settings::Postgres { lock_timeout_ms } => {
+                conn.batch_execute(&format!("SET lock_timeout = {lock_timeout_ms}; SET TIME ZONE 'UTC';"))
+            }
+        }
     }
 }
 
-impl CustomizeConnection<Live<SqliteConnection>, diesel::r2d2::Error> for SqliteSettings {
-    fn on_acquire(&self, conn: &mut Live<SqliteConnection>) -> Result<(), diesel::r2d2::Error> {
-        self.apply(conn).map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
-#[derive(Debug)]
-struct PgSettings {
-    lock_timeout_ms: u128,
-}
-
-impl CustomizeConnection<Live<PgConnection>, diesel::r2d2::Error> for PgSettings {
-    fn on_acquire(&self, conn: &mut Live<PgConnection>) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!("SET lock_timeout = {}; SET TIME ZONE 'UTC';", self.lock_timeout_ms))
-            .map_err(diesel::r2d2::Error::QueryError)
+impl CustomizeConnection<Live, diesel::r2d2::Error> for Settings {
+    fn on_acquire(&self, live: &mut Live) -> Result<(), diesel::r2d2::Error> {
+        self.apply(&mut live.conn).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -283,10 +258,10 @@ fn sqlite_path(url: &str) -> Option<&str> {
 }
 
 impl Database {
-    /// Opens the pools (and, for SQLite, creates the file's folder).
+    /// Opens the pool (and, for SQLite, creates the file's folder and starts the writer).
     pub fn connect(options: &DbOptions) -> Result<Self, RepoError> {
         let wait = options.lock_wait.as_millis();
-        if let Some(path) = sqlite_path(&options.url) {
+        let (manager, settings) = if let Some(path) = sqlite_path(&options.url) {
             if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| RepoError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
@@ -298,41 +273,75 @@ impl Database {
                         .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))
                 })
                 .map_err(|e| RepoError::Unavailable(format!("cannot open {path}: {e}")))?;
-            let settings = SqliteSettings { busy_timeout_ms: wait };
-            let pool = Pool::builder()
-                .max_size(options.pool_size)
-                .connection_timeout(options.lock_wait)
-                .error_handler(Box::new(PoolErrorsToDebug))
-                .connection_customizer(Box::new(settings))
-                .build(Checked { inner: ConnectionManager::<SqliteConnection>::new(path) })?;
-            Ok(Database::Sqlite { pool, writer: SqliteWriter::start(path, settings, options.lock_wait)? })
+            (Checked { backend: Backend::Sqlite, target: path.to_owned() }, Settings::Sqlite { busy_timeout_ms: wait })
         } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
-            let pool = Pool::builder()
-                .max_size(options.pool_size)
-                .connection_timeout(options.lock_wait)
-                .error_handler(Box::new(PoolErrorsToDebug))
-                .connection_customizer(Box::new(PgSettings { lock_timeout_ms: wait }))
-                .build(Checked { inner: ConnectionManager::<PgConnection>::new(&options.url) })?;
-            Ok(Database::Postgres(pool))
+            let manager = Checked { backend: Backend::Postgres, target: options.url.clone() };
+            (manager, Settings::Postgres { lock_timeout_ms: wait })
         } else {
-            Err(RepoError::Unavailable("DATABASE_URL must start with sqlite:// or postgres://".into()))
+            return Err(RepoError::Unavailable("DATABASE_URL must start with sqlite:// or postgres://".into()));
+        };
+        let manager_backend = manager.backend;
+        let writer = match manager.backend {
+            Backend::Sqlite => Some(SqliteWriter::start(&manager.target, settings, options.lock_wait)?),
+            Backend::Postgres => None,
+        };
+        let pool = Pool::builder()
+            .max_size(options.pool_size)
+            .connection_timeout(options.lock_wait)
+            .error_handler(Box::new(PoolErrorsToDebug))
+            .connection_customizer(Box::new(settings))
+            .build(manager)?;
+        Ok(Database { backend: manager_backend, pool, writer })
+    }
+
+    /// A pooled connection: for reads, and for writes outside the checkout's hot paths.
+    pub fn conn(&self) -> Result<Pooled, RepoError> {
+        Ok(Pooled(self.pool.get()?))
+    }
+
+    /// Runs `work` as one write transaction ([`AnyConnection::write_transaction`]): on
+    /// PostgreSQL on a pooled connection, on SQLite queued for the writer. `work` may capture only
+    /// owned values, since it may run on another thread.
+    pub(crate) fn write<T, E>(
+        &self,
+        work: impl FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<RepoError> + From<diesel::result::Error> + Send + 'static,
+    {
+        self.run(move |conn| conn.write_transaction(work))
+    }
+
+    /// Runs `work`, which writes, on the connection for writes: a pooled one on PostgreSQL, the
+    /// writer on SQLite. `work` begins its own transactions.
+    pub(crate) fn run<T, E>(
+        &self,
+        work: impl FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<RepoError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.run(work),
+            None => work(&mut *self.conn()?),
         }
     }
 
     /// Applies pending migrations; returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>, RepoError> {
-        let applied = match self {
-            Database::Postgres(pool) => {
-                let mut conn = pool.get()?;
-                conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
-                let result = conn
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            AnyConnection::Postgres(pg) => {
+                pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+                let result = pg
                     .run_pending_migrations(POSTGRES_MIGRATIONS)
                     .map(|versions| versions.iter().map(ToString::to_string).collect());
-                conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+                pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
                 result
             }
-            Database::Sqlite { pool, .. } => pool
-                .get()?
+            AnyConnection::Sqlite(sqlite) => sqlite
                 .run_pending_migrations(SQLITE_MIGRATIONS)
                 .map(|versions| versions.iter().map(ToString::to_string).collect()),
         };
@@ -341,18 +350,19 @@ impl Database {
 
     /// Whether every migration has been applied (one query).
     pub fn is_migrated(&self) -> Result<bool, RepoError> {
-        let pending = match self {
-            Database::Postgres(pool) => pool.get()?.pending_migrations(POSTGRES_MIGRATIONS).map(|p| p.len()),
-            Database::Sqlite { pool, .. } => pool.get()?.pending_migrations(SQLITE_MIGRATIONS).map(|p| p.len()),
+        let mut conn = self.conn()?;
+        let pending = match &mut *conn {
+            AnyConnection::Postgres(pg) => pg.pending_migrations(POSTGRES_MIGRATIONS).map(|p| p.len()),
+            AnyConnection::Sqlite(sqlite) => sqlite.pending_migrations(SQLITE_MIGRATIONS).map(|p| p.len()),
         };
         pending.map(|n| n == 0).map_err(|e| RepoError::Unavailable(e.to_string()))
     }
 
     /// `postgres` or `sqlite`.
     pub fn backend(&self) -> &'static str {
-        match self {
-            Database::Postgres(_) => "postgres",
-            Database::Sqlite { .. } => "sqlite",
+        match self.backend {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
         }
     }
 }
@@ -372,10 +382,7 @@ impl domain::ports::Diagnostics for Database {
             in_use: state.connections - state.idle_connections,
             idle: state.idle_connections,
         };
-        match self {
-            Database::Postgres(pool) => vec![stats("postgres", pool.state())],
-            Database::Sqlite { pool, .. } => vec![stats("sqlite", pool.state())],
-        }
+        vec![stats(self.backend(), self.pool.state())]
     }
 }
 

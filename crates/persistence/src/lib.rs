@@ -1,20 +1,24 @@
 //! Storage for the Checkout API: diesel repositories implementing the domain's ports on SQLite
-//! (embedded default) and PostgreSQL (production, shared by replicas), the r2d2 pools and the
-//! embedded migrations. Every use case is one transaction; uniqueness rules are database
-//! constraints, never check-then-insert.
+//! (embedded default) and PostgreSQL (production, shared by replicas), the r2d2 pool and the
+//! embedded migrations. A query is a plain function over [`AnyConnection`], the same for both
+//! backends. Every use case is one transaction; uniqueness rules are database constraints, never
+//! check-then-insert.
 
 mod checkout;
+mod connection;
 mod db;
 mod error;
 mod merchant;
 mod outbox;
 mod postgres;
+mod rows;
 mod schema;
 mod session;
 mod webhook;
 
 pub use checkout::CheckoutRepository;
-pub use db::{redacted_url, Database, DbOptions};
+pub use connection::AnyConnection;
+pub use db::{redacted_url, Database, DbOptions, Pooled};
 pub use error::RepoError;
 pub use merchant::{KeyUsage, MerchantRepository};
 pub use session::SessionRepository;

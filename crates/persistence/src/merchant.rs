@@ -11,8 +11,10 @@ use domain::merchant::{ApiKeyRecord, ApiKeySummary, Livemode, Merchant, Merchant
 use domain::ports::{MerchantStore, StoreError};
 use domain::secret::SecretHash;
 
-use crate::db::{with_conn, Database};
+use crate::connection::AnyConnection;
+use crate::db::Database;
 use crate::error::RepoError;
+use crate::rows::{insert, NewApiKey, NewMerchant};
 use crate::schema::{api_keys, merchants};
 
 /// Implements [`MerchantStore`] on either backend.
@@ -151,31 +153,6 @@ impl MerchantRow {
     }
 }
 
-/// A new key (its hash only).
-#[derive(Insertable)]
-#[diesel(table_name = api_keys)]
-struct NewKeyRow<'a> {
-    id: String,
-    merchant_id: String,
-    livemode: bool,
-    secret_hash: &'a str,
-    hint: &'a str,
-    created_at: NaiveDateTime,
-}
-
-impl<'a> NewKeyRow<'a> {
-    fn of(key: &'a ApiKeySummary, hash: &'a SecretHash) -> Self {
-        Self {
-            id: key.id.to_string(),
-            merchant_id: key.merchant_id.to_string(),
-            livemode: key.livemode.is_live(),
-            secret_hash: hash.as_str(),
-            hint: &key.hint,
-            created_at: key.created_at.naive_utc(),
-        }
-    }
-}
-
 /// Why a roll wrote nothing.
 enum RollEnd {
     NoSuchKey,
@@ -188,16 +165,114 @@ impl From<diesel::result::Error> for RollEnd {
     }
 }
 
+/// The key whose secret hashes to `hash`, with its merchant's status.
+fn find_api_key(conn: &mut AnyConnection, hash: &str) -> Result<Option<ApiKeyRecord>, RepoError> {
+    let row = api_keys::table
+        .inner_join(merchants::table)
+        .filter(api_keys::secret_hash.eq(hash))
+        .select(KeyRecordRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.map(KeyRecordRow::into_record).transpose()
+}
+
+/// Sets the merchant's status; answers the merchant, if there is one.
+fn set_merchant_status(
+    conn: &mut AnyConnection,
+    id: MerchantId,
+    status: MerchantStatus,
+) -> Result<Option<Merchant>, RepoError> {
+    let row = diesel::update(merchants::table.find(id.to_string()))
+        .set(merchants::status.eq(status.as_str()))
+        .returning((merchants::name, merchants::created_at))
+        .get_result::<(String, NaiveDateTime)>(conn)
+        .optional()?;
+    Ok(row.map(|(name, created_at)| Merchant { id, name, status, created_at: created_at.and_utc() }))
+}
+
+/// Adds a key; answers false when there is no such merchant.
+fn create_api_key(conn: &mut AnyConnection, key: &ApiKeySummary, hash: &SecretHash) -> Result<bool, RepoError> {
+    match insert(conn, api_keys::table, NewApiKey::of(key, hash)) {
+        Ok(_) => Ok(true),
+        // The foreign key says there is no such merchant.
+        Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Revokes the key `id` at `at` (revoking twice keeps the first time); answers the key, if there
+/// is one.
+fn revoke_api_key(conn: &mut AnyConnection, id: &str, at: NaiveDateTime) -> Result<Option<ApiKeySummary>, RepoError> {
+    diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
+        .set(api_keys::revoked_at.eq(at))
+        .execute(conn)?;
+    let row = api_keys::table.find(id).select(KeyRow::as_select()).first(conn).optional()?;
+    row.map(KeyRow::into_summary).transpose()
+}
+
+/// Every merchant, oldest first.
+fn list_merchants(conn: &mut AnyConnection) -> Result<Vec<Merchant>, RepoError> {
+    let rows =
+        merchants::table.order((merchants::created_at, merchants::id)).select(MerchantRow::as_select()).load(conn)?;
+    rows.into_iter().map(MerchantRow::into_merchant).collect()
+}
+
+/// Every key, or the merchant's, oldest first.
+fn list_api_keys(conn: &mut AnyConnection, merchant: Option<MerchantId>) -> Result<Vec<ApiKeySummary>, RepoError> {
+    let mut query = api_keys::table.order((api_keys::created_at, api_keys::id)).into_boxed();
+    if let Some(merchant) = merchant {
+        query = query.filter(api_keys::merchant_id.eq(merchant.to_string()));
+    }
+    let rows = query.select(KeyRow::as_select()).load(conn)?;
+    rows.into_iter().map(KeyRow::into_summary).collect()
+}
+
+/// Replaces the key `old` by `new` in one transaction: `old` expires at `until` (an earlier expiry
+/// stays); answers `old` as it is now, unless there is no such unrevoked key.
+fn roll_api_key(
+    conn: &mut AnyConnection,
+    old: &str,
+    until: NaiveDateTime,
+    new: &NewApiKey<'_>,
+) -> Result<Option<ApiKeySummary>, RepoError> {
+    let rolled = conn.transaction(|conn| {
+        let unrevoked = api_keys::table.find(old).filter(api_keys::revoked_at.is_null());
+        let found = unrevoked.select(KeyRow::as_select()).first(conn).optional()?.ok_or(RollEnd::NoSuchKey)?;
+        if found.expires_at.is_none_or(|at| at > until) {
+            diesel::update(unrevoked).set(api_keys::expires_at.eq(until)).execute(conn)?;
+        }
+        insert(conn, api_keys::table, new)?;
+        Ok(api_keys::table.find(old).select(KeyRow::as_select()).first(conn)?)
+    });
+    match rolled {
+        Ok(row) => Ok(Some(row.into_summary()?)),
+        Err(RollEnd::NoSuchKey) => Ok(None),
+        Err(RollEnd::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Notes when each key was last used, never moving a time back, in one transaction; answers how
+/// many keys changed.
+fn record_key_use(conn: &mut AnyConnection, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<usize, RepoError> {
+    Ok(conn.transaction(|conn| {
+        let mut changed = 0;
+        for (id, at) in uses {
+            let at = at.naive_utc();
+            changed += diesel::update(
+                api_keys::table
+                    .find(id.to_string())
+                    .filter(api_keys::last_used_at.is_null().or(api_keys::last_used_at.lt(at))),
+            )
+            .set(api_keys::last_used_at.eq(at))
+            .execute(conn)?;
+        }
+        Ok::<_, diesel::result::Error>(changed)
+    })?)
+}
+
 impl MerchantStore for MerchantRepository {
     fn find_api_key(&self, hash: &SecretHash) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = with_conn!(&self.db, |conn| api_keys::table
-            .inner_join(merchants::table)
-            .filter(api_keys::secret_hash.eq(hash.as_str()))
-            .select(KeyRecordRow::as_select())
-            .first(conn)
-            .optional()
-            .map_err(RepoError::from)?);
-        let record = row.map(KeyRecordRow::into_record).transpose()?;
+        let record = find_api_key(&mut *self.db.conn()?, hash.as_str())?;
         if let (Some(usage), Some(record)) = (&self.usage, &record) {
             usage.note(record, Utc::now());
         }
@@ -205,79 +280,33 @@ impl MerchantStore for MerchantRepository {
     }
 
     fn create_merchant(&self, merchant: &Merchant) -> Result<(), StoreError> {
-        with_conn!(&self.db, |conn| diesel::insert_into(merchants::table)
-            .values((
-                merchants::id.eq(merchant.id.to_string()),
-                merchants::name.eq(&merchant.name),
-                merchants::status.eq(merchant.status.as_str()),
-                merchants::created_at.eq(merchant.created_at.naive_utc()),
-            ))
-            .execute(conn)
-            .map_err(RepoError::from)?);
+        let conn = &mut *self.db.conn()?;
+        insert(conn, merchants::table, NewMerchant::of(merchant)).map_err(RepoError::from)?;
         Ok(())
     }
 
     fn set_merchant_status(&self, id: MerchantId, status: MerchantStatus) -> Result<Option<Merchant>, StoreError> {
-        let row = with_conn!(&self.db, |conn| diesel::update(merchants::table.find(id.to_string()))
-            .set(merchants::status.eq(status.as_str()))
-            .returning((merchants::name, merchants::created_at))
-            .get_result::<(String, NaiveDateTime)>(conn)
-            .optional()
-            .map_err(RepoError::from)?);
-        Ok(row.map(|(name, created_at)| Merchant { id, name, status, created_at: created_at.and_utc() }))
+        Ok(set_merchant_status(&mut *self.db.conn()?, id, status)?)
     }
 
     fn create_api_key(&self, key: &ApiKeySummary, hash: &SecretHash) -> Result<bool, StoreError> {
-        let inserted = with_conn!(&self.db, |conn| diesel::insert_into(api_keys::table)
-            .values(NewKeyRow::of(key, hash))
-            .execute(conn));
-        match inserted {
-            Ok(_) => Ok(true),
-            // The foreign key says there is no such merchant.
-            Err(diesel::result::Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => Ok(false),
-            Err(e) => Err(RepoError::from(e).into()),
-        }
+        Ok(create_api_key(&mut *self.db.conn()?, key, hash)?)
     }
 
     fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<Option<ApiKeySummary>, StoreError> {
-        // Revoking twice keeps the first time: only a key not yet revoked is updated.
-        let row = with_conn!(&self.db, |conn| {
-            diesel::update(api_keys::table.find(id.to_string()).filter(api_keys::revoked_at.is_null()))
-                .set(api_keys::revoked_at.eq(at.naive_utc()))
-                .execute(conn)
-                .map_err(RepoError::from)?;
-            api_keys::table
-                .find(id.to_string())
-                .select(KeyRow::as_select())
-                .first(conn)
-                .optional()
-                .map_err(RepoError::from)?
-        });
-        Ok(row.map(KeyRow::into_summary).transpose()?)
+        Ok(revoke_api_key(&mut *self.db.conn()?, &id.to_string(), at.naive_utc())?)
     }
 
     fn count_merchants(&self) -> Result<i64, StoreError> {
-        Ok(with_conn!(&self.db, |conn| merchants::table.count().get_result::<i64>(conn).map_err(RepoError::from)?))
+        Ok(merchants::table.count().get_result::<i64>(&mut *self.db.conn()?).map_err(RepoError::from)?)
     }
 
     fn list_merchants(&self) -> Result<Vec<Merchant>, StoreError> {
-        let rows = with_conn!(&self.db, |conn| merchants::table
-            .order((merchants::created_at, merchants::id))
-            .select(MerchantRow::as_select())
-            .load(conn)
-            .map_err(RepoError::from)?);
-        Ok(rows.into_iter().map(MerchantRow::into_merchant).collect::<Result<_, _>>()?)
+        Ok(list_merchants(&mut *self.db.conn()?)?)
     }
 
     fn list_api_keys(&self, merchant: Option<MerchantId>) -> Result<Vec<ApiKeySummary>, StoreError> {
-        let rows = with_conn!(&self.db, |conn| {
-            let mut query = api_keys::table.order((api_keys::created_at, api_keys::id)).into_boxed();
-            if let Some(merchant) = merchant {
-                query = query.filter(api_keys::merchant_id.eq(merchant.to_string()));
-            }
-            query.select(KeyRow::as_select()).load(conn).map_err(RepoError::from)?
-        });
-        Ok(rows.into_iter().map(KeyRow::into_summary).collect::<Result<_, _>>()?)
+        Ok(list_api_keys(&mut *self.db.conn()?, merchant)?)
     }
 
     fn roll_api_key(
@@ -287,45 +316,14 @@ impl MerchantStore for MerchantRepository {
         new: &ApiKeySummary,
         hash: &SecretHash,
     ) -> Result<Option<ApiKeySummary>, StoreError> {
-        let until = old_expires_at.naive_utc();
-        let rolled = with_conn!(&self.db, |conn| conn.transaction(|conn| {
-            let unrevoked = api_keys::table.find(old.to_string()).filter(api_keys::revoked_at.is_null());
-            let found =
-                unrevoked.clone().select(KeyRow::as_select()).first(conn).optional()?.ok_or(RollEnd::NoSuchKey)?;
-            // An earlier expiry (from an earlier roll) stays.
-            if found.expires_at.is_none_or(|at| at > until) {
-                diesel::update(unrevoked).set(api_keys::expires_at.eq(until)).execute(conn)?;
-            }
-            diesel::insert_into(api_keys::table).values(NewKeyRow::of(new, hash)).execute(conn)?;
-            Ok(api_keys::table.find(old.to_string()).select(KeyRow::as_select()).first(conn)?)
-        }));
-        match rolled {
-            Ok(row) => Ok(Some(row.into_summary()?)),
-            Err(RollEnd::NoSuchKey) => Ok(None),
-            Err(RollEnd::Db(e)) => Err(RepoError::from(e).into()),
-        }
+        let conn = &mut *self.db.conn()?;
+        Ok(roll_api_key(conn, &old.to_string(), old_expires_at.naive_utc(), &NewApiKey::of(new, hash))?)
     }
 
     fn record_key_use(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<usize, StoreError> {
         if uses.is_empty() {
             return Ok(0);
         }
-        let changed = with_conn!(&self.db, |conn| conn
-            .transaction(|conn| {
-                let mut changed = 0;
-                for (id, at) in uses {
-                    let at = at.naive_utc();
-                    changed += diesel::update(
-                        api_keys::table
-                            .find(id.to_string())
-                            .filter(api_keys::last_used_at.is_null().or(api_keys::last_used_at.lt(at))),
-                    )
-                    .set(api_keys::last_used_at.eq(at))
-                    .execute(conn)?;
-                }
-                Ok::<_, diesel::result::Error>(changed)
-            })
-            .map_err(RepoError::from)?);
-        Ok(changed)
+        Ok(record_key_use(&mut *self.db.conn()?, uses)?)
     }
 }

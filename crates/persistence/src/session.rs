@@ -14,9 +14,11 @@ use domain::secret::SecretHash;
 use domain::session::{Attempt, AttemptChange, CheckoutRecord, SessionStore, Transition};
 use domain::webhook::NewEvent;
 
-use crate::db::{with_conn, write_tx, Database};
+use crate::connection::AnyConnection;
+use crate::db::Database;
 use crate::error::{RepoError, TxEnd};
 use crate::outbox::write_event;
+use crate::rows::{insert, NewPaymentAttempt};
 use crate::schema::{checkout_sessions, merchants, order_items, orders, payment_attempts, payments};
 
 /// Implements [`SessionStore`] on either backend.
@@ -35,8 +37,8 @@ impl SessionRepository {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = orders)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-pub(crate) struct CheckoutRow {
-    pub(crate) id: String,
+struct CheckoutRow {
+    id: String,
     merchant_id: String,
     livemode: bool,
     currency: String,
@@ -49,7 +51,7 @@ pub(crate) struct CheckoutRow {
     #[diesel(embed)]
     merchant: MerchantPart,
     #[diesel(embed)]
-    pub(crate) payment: PaymentPart,
+    payment: PaymentPart,
     #[diesel(embed)]
     session: SessionPart,
 }
@@ -57,7 +59,7 @@ pub(crate) struct CheckoutRow {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = merchants)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-pub(crate) struct MerchantPart {
+struct MerchantPart {
     name: String,
     status: String,
 }
@@ -65,8 +67,8 @@ pub(crate) struct MerchantPart {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = payments)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-pub(crate) struct PaymentPart {
-    pub(crate) id: String,
+struct PaymentPart {
+    id: String,
     status: String,
     failed_attempts: i32,
 }
@@ -74,7 +76,7 @@ pub(crate) struct PaymentPart {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = checkout_sessions)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-pub(crate) struct SessionPart {
+struct SessionPart {
     mode: String,
     success_url: String,
     cancel_url: String,
@@ -85,7 +87,7 @@ pub(crate) struct SessionPart {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = order_items)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-pub(crate) struct ItemRow {
+struct ItemRow {
     sku: String,
     name: String,
     quantity: i64,
@@ -96,7 +98,7 @@ pub(crate) struct ItemRow {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = payment_attempts)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
-pub(crate) struct AttemptRow {
+struct AttemptRow {
     id: String,
     provider: String,
     outcome: String,
@@ -127,59 +129,72 @@ fn state(row: &CheckoutRow) -> Result<Checkout, RepoError> {
     })
 }
 
-/// Reads a whole checkout: its row, lines and latest attempt (three indexed reads).
-macro_rules! load_checkout {
-    ($conn:ident, $filter:expr) => {{
-        use $crate::schema::{checkout_sessions, merchants, order_items, orders, payment_attempts, payments};
-        use $crate::session::{AttemptRow, CheckoutRow, ItemRow};
-        let row: Option<CheckoutRow> = orders::table
-            .inner_join(merchants::table)
-            .inner_join(checkout_sessions::table)
-            .inner_join(payments::table)
-            .filter($filter)
-            .select(CheckoutRow::as_select())
-            .first($conn)
-            .optional()?;
-        match row {
-            None => None,
-            Some(row) => {
-                let items: Vec<ItemRow> = order_items::table
-                    .filter(order_items::order_id.eq(&row.id))
-                    .order(order_items::position)
-                    .select(ItemRow::as_select())
-                    .load($conn)?;
-                let attempt: Option<AttemptRow> = payment_attempts::table
-                    .filter(payment_attempts::payment_id.eq(&row.payment.id))
-                    .order((payment_attempts::created_at.desc(), payment_attempts::id.desc()))
-                    .select(AttemptRow::as_select())
-                    .first($conn)
-                    .optional()?;
-                Some((row, items, attempt))
-            }
-        }
-    }};
+/// Orders with the merchant, session and payment that a checkout reads with them.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn checkouts() -> _ {
+    orders::table.inner_join(merchants::table).inner_join(checkout_sessions::table).inner_join(payments::table)
 }
 
-pub(crate) use load_checkout as load;
-
-/// Reads the whole checkout of each order id in `$ids` (skipping any that vanished meanwhile).
-macro_rules! load_each {
-    ($conn:ident, $ids:expr) => {{
-        let ids: Vec<String> = $ids;
-        let mut records = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Some(found) = load!($conn, orders::id.eq(id)) {
-                records.push(record(found)?);
-            }
-        }
-        records
-    }};
+/// The whole checkout of a row found by [`checkouts`]: its lines and latest attempt, read too.
+fn complete(conn: &mut AnyConnection, row: CheckoutRow) -> Result<CheckoutRecord, RepoError> {
+    let items: Vec<ItemRow> = order_items::table
+        .filter(order_items::order_id.eq(&row.id))
+        .order(order_items::position)
+        .select(ItemRow::as_select())
+        .load(conn)?;
+    let attempt: Option<AttemptRow> = payment_attempts::table
+        .filter(payment_attempts::payment_id.eq(&row.payment.id))
+        .order((payment_attempts::created_at.desc(), payment_attempts::id.desc()))
+        .select(AttemptRow::as_select())
+        .first(conn)
+        .optional()?;
+    record(row, items, attempt)
 }
 
-/// What [`load`] read, as the domain's record.
-pub(crate) fn record(
-    (row, items, attempt): (CheckoutRow, Vec<ItemRow>, Option<AttemptRow>),
-) -> Result<CheckoutRecord, RepoError> {
+/// The checkout of the order `order_id` (three indexed reads).
+pub(crate) fn find_checkout(conn: &mut AnyConnection, order_id: &str) -> Result<Option<CheckoutRecord>, RepoError> {
+    let row = checkouts().filter(orders::id.eq(order_id)).select(CheckoutRow::as_select()).first(conn).optional()?;
+    row.map(|row| complete(conn, row)).transpose()
+}
+
+/// The checkout whose page token hashes to `token_hash`.
+fn find_by_token(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<CheckoutRecord>, RepoError> {
+    let row = checkouts()
+        .filter(checkout_sessions::token_hash.eq(token_hash))
+        .select(CheckoutRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.map(|row| complete(conn, row)).transpose()
+}
+
+/// The checkout of the order `order_id`, if it is the merchant's, in the mode given.
+fn find_merchant_order(
+    conn: &mut AnyConnection,
+    merchant_id: &str,
+    livemode: bool,
+    order_id: &str,
+) -> Result<Option<CheckoutRecord>, RepoError> {
+    let row = checkouts()
+        .filter(orders::id.eq(order_id))
+        .filter(orders::merchant_id.eq(merchant_id))
+        .filter(orders::livemode.eq(livemode))
+        .select(CheckoutRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.map(|row| complete(conn, row)).transpose()
+}
+
+/// The checkout of each order in `order_ids` (skipping any that vanished meanwhile).
+fn find_each(conn: &mut AnyConnection, order_ids: &[String]) -> Result<Vec<CheckoutRecord>, RepoError> {
+    let mut records = Vec::with_capacity(order_ids.len());
+    for id in order_ids {
+        records.extend(find_checkout(conn, id)?);
+    }
+    Ok(records)
+}
+
+/// What [`complete`] read, as the domain's record.
+fn record(row: CheckoutRow, items: Vec<ItemRow>, attempt: Option<AttemptRow>) -> Result<CheckoutRecord, RepoError> {
     let id = |text: &str| corrupt("id", text);
     let state = state(&row)?;
     Ok(CheckoutRecord {
@@ -228,41 +243,158 @@ pub(crate) fn record(
 /// The order had moved past the version the transition started from.
 struct Moved;
 
-/// An [`AttemptChange`] with owned values: the SQLite writer runs it on its own thread.
-enum AttemptWrite {
+/// How a transition transaction ends when it must roll back.
+type Cas = TxEnd<Moved>;
+
+/// Applies `change` to the order `order_id` inside the caller's transaction, unless the order has
+/// moved past the change's version (then it ends the transaction with `Moved`).
+fn apply(conn: &mut AnyConnection, order_id: &str, change: Transition<'_>) -> Result<(), Cas> {
+    let Transition { version, from, to, attempt, events, at } = change;
+    let at = at.naive_utc();
+    // The order's version is the aggregate's lock: whoever moves it first wins, and every other
+    // change computed from the same version finds nothing to update.
+    let moved = diesel::update(orders::table.find(order_id).filter(orders::version.eq(version)))
+        .set((
+            orders::version.eq(version + 1),
+            orders::status.eq(to.order.as_str()),
+            orders::cancellation_reason.eq(to.cancellation.map(CancellationReason::as_str)),
+            orders::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    if moved != 1 {
+        return Err(TxEnd::Stop(Moved));
+    }
+    if (from.payment, from.failed_attempts) != (to.payment, to.failed_attempts) {
+        diesel::update(payments::table.filter(payments::order_id.eq(order_id)))
+            .set((
+                payments::status.eq(to.payment.as_str()),
+                payments::failed_attempts.eq(to.failed_attempts),
+                payments::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    if from.session != to.session {
+        diesel::update(checkout_sessions::table.find(order_id))
+            .set((checkout_sessions::status.eq(to.session.as_str()), checkout_sessions::updated_at.eq(at)))
+            .execute(conn)?;
+    }
+    match attempt {
+        Some(AttemptChange::Begin(attempt)) => {
+            let payment_id: String =
+                payments::table.filter(payments::order_id.eq(order_id)).select(payments::id).first(conn)?;
+            insert(conn, payment_attempts::table, NewPaymentAttempt::of(attempt, &payment_id))?;
+        }
+        Some(AttemptChange::End { id, outcome, decline_code }) => {
+            diesel::update(payment_attempts::table.find(id))
+                .set((
+                    payment_attempts::outcome.eq(outcome.as_str()),
+                    payment_attempts::decline_code.eq(decline_code.map(DeclineCode::as_str)),
+                ))
+                .execute(conn)?;
+        }
+        None => {}
+    }
+    for event in events {
+        write_event(conn, event)?;
+    }
+    Ok(())
+}
+
+/// A [`Transition`] with owned values: the SQLite writer applies it on its own thread.
+struct OwnedTransition {
+    version: i64,
+    from: Checkout,
+    to: Checkout,
+    attempt: Option<OwnedAttempt>,
+    events: Vec<NewEvent>,
+    at: DateTime<Utc>,
+}
+
+/// An [`AttemptChange`] with owned values.
+enum OwnedAttempt {
     Begin(Attempt),
     End { id: String, outcome: AttemptOutcome, decline_code: Option<DeclineCode> },
 }
 
-impl From<AttemptChange<'_>> for AttemptWrite {
-    fn from(change: AttemptChange<'_>) -> Self {
-        match change {
-            AttemptChange::Begin(attempt) => AttemptWrite::Begin(attempt.clone()),
+impl OwnedTransition {
+    fn of(change: Transition<'_>) -> Self {
+        let Transition { version, from, to, attempt, events, at } = change;
+        let attempt = attempt.map(|attempt| match attempt {
+            AttemptChange::Begin(attempt) => OwnedAttempt::Begin(attempt.clone()),
             AttemptChange::End { id, outcome, decline_code } => {
-                AttemptWrite::End { id: id.to_owned(), outcome, decline_code }
+                OwnedAttempt::End { id: id.to_owned(), outcome, decline_code }
             }
+        });
+        Self { version, from, to, attempt, events: events.to_vec(), at }
+    }
+
+    fn borrow(&self) -> Transition<'_> {
+        Transition {
+            version: self.version,
+            from: self.from,
+            to: self.to,
+            attempt: self.attempt.as_ref().map(|attempt| match attempt {
+                OwnedAttempt::Begin(attempt) => AttemptChange::Begin(attempt),
+                OwnedAttempt::End { id, outcome, decline_code } => {
+                    AttemptChange::End { id, outcome: *outcome, decline_code: *decline_code }
+                }
+            }),
+            events: &self.events,
+            at: self.at,
         }
     }
 }
 
-/// How a transition transaction ends when it must roll back.
-type Cas = TxEnd<Moved>;
-
-/// Fails the transaction unless exactly one row moved.
-fn moved(rows: usize) -> Result<(), Cas> {
-    if rows == 1 {
-        Ok(())
-    } else {
-        Err(TxEnd::Stop(Moved))
+/// The orders whose charges were refused after the money moved (a refund is pending), oldest
+/// first, with the attempt to refund.
+fn stray_charges(conn: &mut AnyConnection, limit: i64) -> Result<Vec<(CheckoutRecord, String)>, RepoError> {
+    let rows: Vec<(String, String)> = payment_attempts::table
+        .inner_join(payments::table)
+        .filter(payment_attempts::outcome.eq(AttemptOutcome::RefundPending.as_str()))
+        .order(payment_attempts::created_at)
+        .select((payments::order_id, payment_attempts::id))
+        .limit(limit)
+        .load(conn)?;
+    let mut stray = Vec::with_capacity(rows.len());
+    for (order_id, attempt_id) in rows {
+        if let Some(found) = find_checkout(conn, &order_id)? {
+            stray.push((found, attempt_id));
+        }
     }
+    Ok(stray)
+}
+
+/// Orders whose charge has been running since before `before`.
+fn stuck_charges(
+    conn: &mut AnyConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<CheckoutRecord>, RepoError> {
+    let ids: Vec<String> = payments::table
+        .filter(payments::status.eq(PaymentStatus::Processing.as_str()))
+        .filter(payments::updated_at.le(before))
+        .select(payments::order_id)
+        .limit(limit)
+        .load(conn)?;
+    find_each(conn, &ids)
+}
+
+/// Open sessions that have run out at `now`, unless a charge is running.
+fn due_for_expiry(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> Result<Vec<CheckoutRecord>, RepoError> {
+    let ids: Vec<String> = checkout_sessions::table
+        .inner_join(payments::table.on(payments::order_id.eq(checkout_sessions::order_id)))
+        .filter(checkout_sessions::status.eq(SessionStatus::Open.as_str()))
+        .filter(checkout_sessions::expires_at.le(now))
+        .filter(payments::status.ne(PaymentStatus::Processing.as_str()))
+        .select(checkout_sessions::order_id)
+        .limit(limit)
+        .load(conn)?;
+    find_each(conn, &ids)
 }
 
 impl SessionStore for SessionRepository {
     fn find_by_token(&self, token_hash: &SecretHash) -> Result<Option<CheckoutRecord>, StoreError> {
-        let found = with_conn!(&self.db, |conn| (|| -> Result<_, RepoError> {
-            Ok(load!(conn, checkout_sessions::token_hash.eq(token_hash.as_str())))
-        })()?);
-        Ok(found.map(record).transpose()?)
+        Ok(find_by_token(&mut *self.db.conn()?, token_hash.as_str())?)
     }
 
     fn find_order(
@@ -271,85 +403,14 @@ impl SessionStore for SessionRepository {
         livemode: Livemode,
         order_id: OrderId,
     ) -> Result<Option<CheckoutRecord>, StoreError> {
-        let (merchant_id, order_id) = (merchant_id.to_string(), order_id.to_string());
-        let found = with_conn!(&self.db, |conn| (|| -> Result<_, RepoError> {
-            Ok(load!(
-                conn,
-                orders::id
-                    .eq(&order_id)
-                    .and(orders::merchant_id.eq(&merchant_id))
-                    .and(orders::livemode.eq(livemode.is_live()))
-            ))
-        })()?);
-        Ok(found.map(record).transpose()?)
+        let conn = &mut *self.db.conn()?;
+        Ok(find_merchant_order(conn, &merchant_id.to_string(), livemode.is_live(), &order_id.to_string())?)
     }
 
     fn transition(&self, order_id: OrderId, change: Transition<'_>) -> Result<bool, StoreError> {
-        let Transition { version, from, to, .. } = change;
         let order_id = order_id.to_string();
-        let attempt = change.attempt.map(AttemptWrite::from);
-        let events: Vec<NewEvent> = change.events.to_vec();
-        let at = change.at.naive_utc();
-        let result: Result<(), Cas> = write_tx!(&self.db, |conn| {
-            // The order's version is the aggregate's lock: whoever moves it first wins, and every
-            // other change computed from the same version finds nothing to update.
-            moved(
-                diesel::update(orders::table.find(&order_id).filter(orders::version.eq(version)))
-                    .set((
-                        orders::version.eq(version + 1),
-                        orders::status.eq(to.order.as_str()),
-                        orders::cancellation_reason.eq(to.cancellation.map(CancellationReason::as_str)),
-                        orders::updated_at.eq(at),
-                    ))
-                    .execute(conn)?,
-            )?;
-            if (from.payment, from.failed_attempts) != (to.payment, to.failed_attempts) {
-                diesel::update(payments::table.filter(payments::order_id.eq(&order_id)))
-                    .set((
-                        payments::status.eq(to.payment.as_str()),
-                        payments::failed_attempts.eq(to.failed_attempts),
-                        payments::updated_at.eq(at),
-                    ))
-                    .execute(conn)?;
-            }
-            if from.session != to.session {
-                diesel::update(checkout_sessions::table.find(&order_id))
-                    .set((checkout_sessions::status.eq(to.session.as_str()), checkout_sessions::updated_at.eq(at)))
-                    .execute(conn)?;
-            }
-            match &attempt {
-                Some(AttemptWrite::Begin(attempt)) => {
-                    let payment_id: String =
-                        payments::table.filter(payments::order_id.eq(&order_id)).select(payments::id).first(conn)?;
-                    diesel::insert_into(payment_attempts::table)
-                        .values((
-                            payment_attempts::id.eq(&attempt.id),
-                            payment_attempts::payment_id.eq(payment_id),
-                            payment_attempts::provider.eq(&attempt.provider),
-                            payment_attempts::outcome.eq(attempt.outcome.as_str()),
-                            payment_attempts::decline_code.eq(attempt.decline_code.map(DeclineCode::as_str)),
-                            payment_attempts::card_brand.eq(&attempt.card_brand),
-                            payment_attempts::card_last4.eq(&attempt.card_last4),
-                            payment_attempts::created_at.eq(attempt.created_at.naive_utc()),
-                        ))
-                        .execute(conn)?;
-                }
-                Some(AttemptWrite::End { id, outcome, decline_code }) => {
-                    diesel::update(payment_attempts::table.find(id))
-                        .set((
-                            payment_attempts::outcome.eq(outcome.as_str()),
-                            payment_attempts::decline_code.eq(decline_code.map(DeclineCode::as_str)),
-                        ))
-                        .execute(conn)?;
-                }
-                None => {}
-            }
-            for event in &events {
-                write_event!(conn, event);
-            }
-            Ok(())
-        });
-        match result {
+        let change = OwnedTransition::of(change);
+        match self.db.write(move |conn| apply(conn, &order_id, change.borrow())) {
             Ok(()) => Ok(true),
             Err(TxEnd::Stop(Moved)) => Ok(false),
             Err(TxEnd::Repo(error)) => Err(error.into()),
@@ -357,50 +418,14 @@ impl SessionStore for SessionRepository {
     }
 
     fn stray_charges(&self, limit: i64) -> Result<Vec<(CheckoutRecord, String)>, StoreError> {
-        let stray = with_conn!(&self.db, |conn| (|| -> Result<Vec<(CheckoutRecord, String)>, RepoError> {
-            let rows: Vec<(String, String)> = payment_attempts::table
-                .inner_join(payments::table)
-                .filter(payment_attempts::outcome.eq(AttemptOutcome::RefundPending.as_str()))
-                .order(payment_attempts::created_at)
-                .select((payments::order_id, payment_attempts::id))
-                .limit(limit)
-                .load(conn)?;
-            let mut stray = Vec::with_capacity(rows.len());
-            for (order_id, attempt_id) in rows {
-                if let Some(found) = load!(conn, orders::id.eq(&order_id)) {
-                    stray.push((record(found)?, attempt_id));
-                }
-            }
-            Ok(stray)
-        })()?);
-        Ok(stray)
+        Ok(stray_charges(&mut *self.db.conn()?, limit)?)
     }
 
     fn stuck_charges(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError> {
-        let stuck = with_conn!(&self.db, |conn| (|| -> Result<Vec<CheckoutRecord>, RepoError> {
-            let ids: Vec<String> = payments::table
-                .filter(payments::status.eq(PaymentStatus::Processing.as_str()))
-                .filter(payments::updated_at.le(before.naive_utc()))
-                .select(payments::order_id)
-                .limit(limit)
-                .load(conn)?;
-            Ok(load_each!(conn, ids))
-        })()?);
-        Ok(stuck)
+        Ok(stuck_charges(&mut *self.db.conn()?, before.naive_utc(), limit)?)
     }
 
     fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError> {
-        let due = with_conn!(&self.db, |conn| (|| -> Result<Vec<CheckoutRecord>, RepoError> {
-            let ids: Vec<String> = checkout_sessions::table
-                .inner_join(payments::table.on(payments::order_id.eq(checkout_sessions::order_id)))
-                .filter(checkout_sessions::status.eq(SessionStatus::Open.as_str()))
-                .filter(checkout_sessions::expires_at.le(now.naive_utc()))
-                .filter(payments::status.ne(PaymentStatus::Processing.as_str()))
-                .select(checkout_sessions::order_id)
-                .limit(limit)
-                .load(conn)?;
-            Ok(load_each!(conn, ids))
-        })()?);
-        Ok(due)
+        Ok(due_for_expiry(&mut *self.db.conn()?, now.naive_utc(), limit)?)
     }
 }

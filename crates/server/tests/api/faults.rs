@@ -1,7 +1,6 @@
 //! Faults: a failure inside the transaction, and a key held by a request that does not finish.
 
 use diesel::connection::SimpleConnection;
-use persistence::Database;
 
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;
@@ -47,10 +46,10 @@ fn a_request_stuck_behind_a_held_lock_fails_fast_and_stores_nothing(backend: Bac
     let body = app.checkout_body(&merchant);
     let key = body["idempotencyKey"].as_str().unwrap().to_owned();
 
-    let response = match &app.db {
+    let mut holder = app.db.conn().unwrap();
+    let response = match backend {
         // Another request holds the same key in an open transaction.
-        Database::Postgres(pool) => {
-            let mut holder = pool.get().unwrap();
+        Backend::Postgres => {
             holder
                 .batch_execute(&format!(
                     "BEGIN; INSERT INTO idempotency_keys VALUES ('{}', FALSE, '{key}', 'x', '{{}}', NOW());",
@@ -62,8 +61,7 @@ fn a_request_stuck_behind_a_held_lock_fails_fast_and_stores_nothing(backend: Bac
             response
         }
         // Another process holds SQLite's write lock.
-        Database::Sqlite { pool, .. } => {
-            let mut holder = pool.get().unwrap();
+        Backend::Sqlite => {
             holder.batch_execute("BEGIN IMMEDIATE").unwrap();
             let response = app.post_checkout(&merchant.key, &body);
             holder.batch_execute("ROLLBACK").unwrap();

@@ -121,29 +121,14 @@ struct Count {
     n: i64,
 }
 
-/// Runs `$body` with `$conn` on either backend's connection.
-macro_rules! on_conn {
-    ($db:expr, |$conn:ident| $body:expr) => {
-        match $db {
-            Database::Postgres(pool) => {
-                let $conn = &mut **pool.get().expect("pg connection");
-                $body
-            }
-            Database::Sqlite { pool, .. } => {
-                let $conn = &mut **pool.get().expect("sqlite connection");
-                $body
-            }
-        }
-    };
-}
-
 /// Looks behind the API: counts and raw statements.
 pub fn count(db: &Database, sql: &str) -> i64 {
-    on_conn!(db, |conn| diesel::sql_query(sql).get_result::<Count>(conn).expect(sql).n)
+    let mut conn = db.conn().expect("test connection");
+    diesel::sql_query(sql).get_result::<Count>(&mut *conn).expect(sql).n
 }
 
 pub fn execute(db: &Database, sql: &str) {
-    on_conn!(db, |conn| conn.batch_execute(sql).expect(sql))
+    db.conn().expect("test connection").batch_execute(sql).expect(sql)
 }
 
 /// An HTTP answer.
