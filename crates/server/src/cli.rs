@@ -69,7 +69,7 @@ pub struct Settings {
     /// sqlite://PATH or postgres://user@host/db [default: sqlite://data/checkout.db]
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     database_url: Option<String>,
-    /// Connections per pool [default: 10]
+    /// Connections per pool, 1-1000 [default: 10]
     #[arg(long, global = true, env = "DATABASE_POOL_SIZE", value_name = "N")]
     database_pool_size: Option<String>,
     /// Listen address, host:port [default: 127.0.0.1:4805]
@@ -84,31 +84,33 @@ pub struct Settings {
     /// Server secret, at least 32 characters (required in production; prefer the environment)
     #[arg(long, global = true, env = "CHECKOUT_TOKEN_SECRET", hide_env_values = true, value_name = "SECRET")]
     token_secret: Option<String>,
-    /// How long a checkout session lives [default: 1800]
+    /// How long a checkout session lives, 1-604800 [default: 1800]
     #[arg(long, global = true, env = "CHECKOUT_SESSION_TTL_SECONDS", value_name = "SECONDS")]
     session_ttl_seconds: Option<String>,
-    /// How long an idempotency key's first answer is replayed [default: 86400]
+    /// How long an idempotency key's first answer is replayed, 1-2592000 [default: 86400]
     #[arg(long, global = true, env = "CHECKOUT_IDEMPOTENCY_TTL_SECONDS", value_name = "SECONDS")]
     idempotency_ttl_seconds: Option<String>,
-    /// Longest wait for a held idempotency key, a lock or a pooled connection [default: 5000]
+    /// Longest wait for a held idempotency key, a lock or a pooled connection, 1-60000 [default: 5000]
     #[arg(long, global = true, env = "CHECKOUT_IDEMPOTENCY_WAIT_MS", value_name = "MS")]
     idempotency_wait_ms: Option<String>,
-    /// How often the webhook dispatcher looks for endpoints with deliveries due [default: 200]
+    /// How often the webhook dispatcher looks for endpoints with deliveries due, 10-86400000
+    /// [default: 200]
     #[arg(long, global = true, env = "CHECKOUT_WEBHOOK_POLL_MS", value_name = "MS")]
     webhook_poll_ms: Option<String>,
     /// How long one webhook delivery may take in all, 1-60 (connecting at most 5) [default: 15]
     #[arg(long, global = true, env = "CHECKOUT_WEBHOOK_TIMEOUT_SECONDS", value_name = "SECONDS")]
     webhook_timeout_seconds: Option<String>,
-    /// Declined cards after which a checkout closes for good [default: 5]
+    /// Declined cards after which a checkout closes for good, 1-100 [default: 5]
     #[arg(long, global = true, env = "CHECKOUT_PAY_ATTEMPTS_MAX", value_name = "N")]
     pay_attempts_max: Option<String>,
-    /// Longest claim lifetime accepted, exp - iat [default: 3600]
+    /// Longest claim lifetime accepted, exp - iat, 1-604800 [default: 3600]
     #[arg(long, global = true, env = "CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS", value_name = "SECONDS")]
     claim_max_lifetime_seconds: Option<String>,
-    /// Whether webhooks may reach private addresses [default: development true, production false]
+    /// Whether webhooks may reach private addresses: true or false (any case), 1 or 0 [default:
+    /// development true, production false]
     #[arg(long, global = true, env = "CHECKOUT_WEBHOOKS_ALLOW_INTERNAL", value_name = "BOOL")]
     webhooks_allow_internal: Option<String>,
-    /// How often each replica runs its background jobs [default: 15]
+    /// How often each replica runs its background jobs, 1-86400 [default: 15]
     #[arg(long, global = true, env = "CHECKOUT_SWEEP_INTERVAL_SECONDS", value_name = "SECONDS")]
     sweep_interval_seconds: Option<String>,
     /// development or production [default: development]
@@ -117,14 +119,14 @@ pub struct Settings {
     /// Development only: where generated secrets are kept [default: data/dev-secrets.json]
     #[arg(long, global = true, env = "CHECKOUT_DEV_SECRETS_FILE", value_name = "PATH")]
     dev_secrets_file: Option<String>,
-    /// HTTP worker threads [default: one per core]
+    /// HTTP worker threads, 1-1024 [default: one per core]
     #[arg(long, global = true, env = "CHECKOUT_WORKERS", value_name = "N")]
     workers: Option<String>,
     /// Requests a second per merchant and mode and replica, 0 for no limit [default: production
     /// 200, development 0]
     #[arg(long, global = true, env = "CHECKOUT_RATE_LIMIT_PER_SECOND", value_name = "N")]
     rate_limit_per_second: Option<String>,
-    /// Requests a merchant may make at once [default: twice the rate]
+    /// Requests a merchant may make at once, at least 1 while the rate is on [default: twice the rate]
     #[arg(long, global = true, env = "CHECKOUT_RATE_LIMIT_BURST", value_name = "N")]
     rate_limit_burst: Option<String>,
     /// Failed authentications a minute per client address, 0 for no limit [default: production
@@ -144,7 +146,7 @@ pub struct Settings {
     /// Proxies whose X-Forwarded-For names the client: addresses or networks, comma-separated
     #[arg(long, global = true, env = "CHECKOUT_TRUSTED_PROXIES", value_name = "LIST")]
     trusted_proxies: Option<String>,
-    /// How long SIGTERM/SIGINT waits for in-flight requests [default: 30]
+    /// How long SIGTERM/SIGINT waits for in-flight requests, 0-3600 [default: 30]
     #[arg(long, global = true, env = "CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS", value_name = "SECONDS")]
     shutdown_timeout_seconds: Option<String>,
     /// Log filter, env_logger syntax [default: info]
