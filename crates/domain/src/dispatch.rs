@@ -39,6 +39,13 @@ pub enum EndpointError {
     /// An event type nobody sends.
     #[error("unknown event type {0:?}; known: order.created, order.completed, order.cancelled, order.expired, payment.failed, payment.refunded")]
     EventType(String),
+    /// The URL names an internal host (a loopback, private or link-local address, or
+    /// `localhost`) where internal addresses are not allowed: no delivery could ever be sent.
+    #[error(
+        "the endpoint URL's host {0} is a loopback, private, link-local or other internal address: \
+         webhooks are sent to public addresses only"
+    )]
+    InternalHost(String),
     /// No such merchant or endpoint.
     #[error("not found")]
     NotFound,
@@ -58,6 +65,7 @@ pub struct WebhookService {
     clock: Arc<dyn Clock>,
     secrets: WebhookSecrets,
     require_https: bool,
+    allow_internal: bool,
 }
 
 impl std::fmt::Debug for WebhookService {
@@ -80,7 +88,13 @@ impl WebhookService {
         secrets: WebhookSecrets,
         require_https: bool,
     ) -> Self {
-        Self { store, sender, clock, secrets, require_https }
+        Self { store, sender, clock, secrets, require_https, allow_internal: false }
+    }
+
+    /// Whether endpoints may name internal hosts (development); refused unless this says so.
+    pub fn allowing_internal_hosts(mut self, allowed: bool) -> Self {
+        self.allow_internal = allowed;
+        self
     }
 
     /// Adds an endpoint for `types` (all when empty); returns it and its secret, shown once.
@@ -92,6 +106,11 @@ impl WebhookService {
         types: &[String],
     ) -> Result<(Endpoint, Secret), EndpointError> {
         let url = ReturnUrl::parse(url, self.require_https).map_err(EndpointError::Url)?;
+        if !self.allow_internal {
+            if let Some(host) = crate::network::internal_host(url.as_str()) {
+                return Err(EndpointError::InternalHost(host));
+            }
+        }
         let types = types
             .iter()
             .map(|t| EventType::parse(t).ok_or_else(|| EndpointError::EventType(t.clone())))

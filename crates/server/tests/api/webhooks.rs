@@ -312,6 +312,72 @@ fn during_a_rotation_both_secrets_sign(backend: Backend) {
     assert_eq!(after.header("x-fanfare-signature"), signature(&new, timestamp, &after.body));
 }
 
+/// URLs whose host is this machine or its network, as written: no delivery to them could leave.
+const INTERNAL_URLS: [&str; 7] = [
+    "https://127.0.0.1:4991/x",
+    "https://localhost/x",
+    "https://[::1]/x",
+    "https://10.0.0.5/x",
+    "https://169.254.169.254/latest/meta-data",
+    "https://0x7f000001/x",
+    "https://hooks.localhost/x",
+];
+
+fn endpoints_naming_internal_hosts_are_refused_when_they_are_registered(backend: Backend) {
+    let app = TestApp::spawn_on(
+        crate::helpers::TestDb::new(backend),
+        domain::claim::ClaimSigner::generate(),
+        &[("CHECKOUT_ENV", "production"), ("CHECKOUT_PUBLIC_URL", "https://checkout.test")],
+    );
+    let merchant = app.new_merchant();
+    for url in INTERNAL_URLS {
+        let refused = app.post_raw("/webhook-endpoints", Some(&merchant.key), &json!({ "url": url }).to_string());
+        assert_eq!((refused.status, refused.json()["error"].as_str()), (400, Some("invalid_request")), "{url}");
+        let message = refused.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("internal address") && message.contains("public addresses only"), "{message}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM webhook_endpoints"), 0, "nothing refused was stored");
+    let public = app.post_raw("/webhook-endpoints", Some(&merchant.key), r#"{"url": "https://shop.example/hooks"}"#);
+    assert_eq!(public.status, 201, "a public name is checked when it is sent to: {}", public.text);
+
+    // The operator's CLI applies the same rule, and so does development with internal hosts off.
+    let signer = domain::claim::ClaimSigner::generate();
+    let claim_keys = format!("{}:{}", signer.kid(), signer.public_key());
+    let production = [
+        ("CHECKOUT_ENV", "production"),
+        ("CHECKOUT_PUBLIC_URL", "https://checkout.test"),
+        ("CHECKOUT_CLAIM_KEYS", claim_keys.as_str()),
+    ];
+    let merchant_id = merchant.id.to_string();
+    for vars in [&production[..], &[("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL", "false")][..]] {
+        for url in INTERNAL_URLS {
+            let output = cli(&app, &["webhook", "add", "--merchant", &merchant_id, "--url", url], vars);
+            assert_eq!(output.status.code(), Some(1), "{url} {vars:?}");
+            let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+            assert_eq!(error["error"], "invalid_endpoint", "{url}: {error}");
+            assert!(error["message"].as_str().unwrap().contains("internal address"), "{error}");
+        }
+    }
+    let allowed = cli(&app, &["webhook", "add", "--merchant", &merchant_id, "--url", "http://127.0.0.1:9/h"], &[]);
+    assert!(allowed.status.success(), "development allows them: {}", String::from_utf8_lossy(&allowed.stderr));
+}
+
+/// The operator CLI on `app`'s database, with the test server's secret and `vars`.
+fn cli(app: &TestApp, args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_checkout-server"));
+    command
+        .args(args)
+        .current_dir(app.test_db.dir())
+        .env_clear()
+        .env("DATABASE_URL", &app.test_db.url)
+        .env("CHECKOUT_TOKEN_SECRET", crate::helpers::TOKEN_SECRET)
+        .env("RUST_LOG", "error");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
 on_both_backends!(
     during_a_rotation_both_secrets_sign,
     every_event_arrives_signed_in_order_with_the_order_as_the_api_shows_it,
@@ -322,6 +388,7 @@ on_both_backends!(
     after_the_last_attempt_a_delivery_has_failed_and_can_be_resent,
     gone_disables_the_endpoint,
     two_dispatchers_never_send_one_delivery_at_the_same_time,
+    endpoints_naming_internal_hosts_are_refused_when_they_are_registered,
 );
 
 #[test]
