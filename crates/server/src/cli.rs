@@ -341,7 +341,8 @@ pub enum KeyCommand {
         merchant: Option<String>,
     },
     /// Replace a key: a new one (printed once) for the same merchant and mode, while the old one
-    /// keeps working until the expiry, then answers 403.
+    /// keeps working until the expiry, then answers 403. A key is rolled once: an expiring or
+    /// expired key is refused (revoke it to end it now, or roll the key that replaced it).
     Roll {
         /// `key_…`
         key_id: String,
@@ -489,6 +490,11 @@ impl From<MerchantError> for CliError {
                 CliError::new("not_found", not_found.to_string())
             }
             revoked @ MerchantError::KeyRevoked(_) => CliError::new("key_revoked", revoked.to_string()),
+            rolled @ MerchantError::KeyAlreadyRolled { id, expires_at, .. } => {
+                CliError::new("key_already_rolled", rolled.to_string())
+                    .with("keyId", json!(id.to_string()))
+                    .with("expiresAt", json!(domain::checkout::format_time(expires_at)))
+            }
             MerchantError::Store(error) => CliError::from(error),
         }
     }

@@ -85,9 +85,22 @@ fn a_rolled_key_works_until_its_expiry_then_answers_403(backend: Backend) {
     let with_new = crate::helpers::TestMerchant { key: new_key.clone(), ..merchant.clone() };
     assert_eq!(app.post_checkout(&new_key, &app.checkout_body(&with_new)).status, 200, "and so does the new one");
 
-    // Rolling again with no grace ends the old key now; an earlier expiry always wins.
-    let again = json_out(&app.test_db, &["key", "roll", &old_id, "--expires-in", "0"]);
-    assert_ne!(again["previous"]["expiresAt"], rolled["previous"]["expiresAt"]);
+    // A key is rolled once: rolling it again would mint another secret each time.
+    let keys = |app: &TestApp| json_out(&app.test_db, &["key", "list"]).as_array().unwrap().len();
+    assert_eq!(keys(&app), 2);
+    for again in ["0", "48h"] {
+        let (status, error) = error_out(&run(&app.test_db, &["key", "roll", &old_id, "--expires-in", again], &[]));
+        assert_eq!((status, error["error"].as_str()), (1, Some("key_already_rolled")), "{error}");
+        assert_eq!((&error["keyId"], &error["expiresAt"]), (&json!(old_id), &rolled["previous"]["expiresAt"]));
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(&old_id) && message.contains("expires at"), "{message}");
+        assert!(message.contains(&format!("key revoke {old_id}")) && message.contains("roll the key that replaced it"));
+    }
+    assert_eq!(keys(&app), 2, "no key was made");
+    assert_eq!(app.post_checkout(&merchant.key, &app.checkout_body(&merchant)).status, 200, "nor the expiry moved");
+
+    // Revoking ends it now.
+    json_out(&app.test_db, &["key", "revoke", &old_id]);
     let refused = app.post_checkout(&merchant.key, &app.checkout_body(&merchant));
     assert_eq!((refused.status, refused.json()["error"].as_str()), (403, Some("forbidden")), "{}", refused.text);
     let order = app.request(
@@ -98,9 +111,17 @@ fn a_rolled_key_works_until_its_expiry_then_answers_403(backend: Backend) {
     assert_eq!(order.status, 403, "on every endpoint");
     assert_eq!(app.post_checkout(&new_key, &app.checkout_body(&with_new)).status, 200);
 
-    json_out(&app.test_db, &["key", "revoke", &old_id]);
     let (status, error) = error_out(&run(&app.test_db, &["key", "roll", &old_id, "--expires-in", "1h"], &[]));
     assert_eq!((status, error["error"].as_str()), (1, Some("key_revoked")));
+
+    // The new key rolls in its turn; once expired, it is not rolled again either.
+    let new_id = rolled["id"].as_str().unwrap();
+    let next = json_out(&app.test_db, &["key", "roll", new_id, "--expires-in", "0"]);
+    assert_eq!(next["previous"]["id"], new_id);
+    let (status, error) = error_out(&run(&app.test_db, &["key", "roll", new_id, "--expires-in", "0"], &[]));
+    assert_eq!((status, error["error"].as_str()), (1, Some("key_already_rolled")), "{error}");
+    assert!(error["message"].as_str().unwrap().contains("expired at"), "{error}");
+    assert_eq!(keys(&app), 3, "one key per roll");
     let (status, error) = error_out(&run(&app.test_db, &["key", "roll", &old_id, "--expires-in", "soon"], &[]));
     assert_eq!((status, error["error"].as_str()), (2, Some("usage")));
     let (status, _) =
