@@ -105,6 +105,18 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .default_service(only("DELETE")),
             );
             cfg.service(
+                web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}/enable"))
+                    .wrap(middleware::from_fn(ratelimit::authentication))
+                    .route(web::post().to(routes::webhook_endpoints::enable))
+                    .default_service(only("POST")),
+            );
+            cfg.service(
+                web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}/disable"))
+                    .wrap(middleware::from_fn(ratelimit::authentication))
+                    .route(web::post().to(routes::webhook_endpoints::disable))
+                    .default_service(only("POST")),
+            );
+            cfg.service(
                 web::resource(format!("{prefix}/openapi.yaml"))
                     .route(get().to(routes::openapi::yaml))
                     .default_service(only("GET, HEAD")),

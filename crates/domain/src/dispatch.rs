@@ -151,6 +151,29 @@ impl WebhookService {
         }
     }
 
+    /// Enables an endpoint (of `owner`, when given), such as one a `410 Gone` disabled: it receives
+    /// the events that happen from now on. Deliveries cancelled while it was disabled stay
+    /// cancelled; [`Self::resend`] sends one again. Enabling an enabled endpoint changes nothing.
+    pub fn enable_endpoint(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+    ) -> Result<Endpoint, EndpointError> {
+        self.store.set_endpoint_enabled(id, owner, true, "", self.clock.now())?.ok_or(EndpointError::NotFound)
+    }
+
+    /// Disables an endpoint (of `owner`, when given; the operator's otherwise): it receives nothing
+    /// until enabled again, and its pending deliveries end as cancelled. Disabling a disabled
+    /// endpoint keeps the reason it has.
+    pub fn disable_endpoint(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+    ) -> Result<Endpoint, EndpointError> {
+        let reason = if owner.is_some() { "disabled by the merchant" } else { "disabled by the operator" };
+        self.store.set_endpoint_enabled(id, owner, false, reason, self.clock.now())?.ok_or(EndpointError::NotFound)
+    }
+
     /// A new secret for an endpoint; the previous one keeps signing for 24 hours.
     pub fn rotate_secret(&self, id: EndpointId) -> Result<(Endpoint, Secret), EndpointError> {
         let now = self.clock.now();

@@ -269,6 +269,18 @@ pub enum WebhookCommand {
         /// `we_…`
         endpoint_id: String,
     },
+    /// Enable an endpoint (one a 410 Gone disabled, say): it receives new events again.
+    /// Deliveries cancelled while it was disabled stay cancelled; resend them with `webhook resend`.
+    Enable {
+        /// `we_…`
+        endpoint_id: String,
+    },
+    /// Disable an endpoint: it receives nothing until enabled, and its pending deliveries end as
+    /// cancelled.
+    Disable {
+        /// `we_…`
+        endpoint_id: String,
+    },
     /// Make a new signing secret (printed once); the old one keeps signing for 24 hours.
     RotateSecret {
         /// `we_…`
@@ -653,6 +665,14 @@ fn webhook(command: WebhookCommand, config: &Config) -> Result<Value, CliError> 
             let id: EndpointId = parse_id(&endpoint_id)?;
             webhooks.remove_endpoint(id, None).map_err(endpoint_error)?;
             Ok(json!({ "id": endpoint_id, "removed": true }))
+        }
+        WebhookCommand::Enable { endpoint_id } => {
+            let id: EndpointId = parse_id(&endpoint_id)?;
+            Ok(api::endpoint_json(&webhooks.enable_endpoint(id, None).map_err(endpoint_error)?, None))
+        }
+        WebhookCommand::Disable { endpoint_id } => {
+            let id: EndpointId = parse_id(&endpoint_id)?;
+            Ok(api::endpoint_json(&webhooks.disable_endpoint(id, None).map_err(endpoint_error)?, None))
         }
         WebhookCommand::RotateSecret { endpoint_id } => {
             let id: EndpointId = parse_id(&endpoint_id)?;

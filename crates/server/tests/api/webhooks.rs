@@ -312,6 +312,85 @@ fn during_a_rotation_both_secrets_sign(backend: Backend) {
     assert_eq!(after.header("x-fanfare-signature"), signature(&new, timestamp, &after.body));
 }
 
+fn an_endpoint_disabled_by_gone_is_enabled_again_and_receives_new_events(backend: Backend) {
+    let app = TestApp::spawn_with(backend, MANUAL);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    let (endpoint, _) = register(&app, &merchant, &receiver.url, &["order.created"]);
+    receiver.answer_with(&[410]);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    assert_eq!(app.deliver_webhooks(), 1, "410 Gone disables it");
+    let statuses = |app: &TestApp| -> Vec<String> {
+        let mut all: Vec<String> =
+            app.jobs.webhooks().deliveries(None, 100).unwrap().into_iter().map(|d| d.status).collect();
+        all.sort();
+        all
+    };
+    assert_eq!(statuses(&app), ["cancelled", "failed"]);
+    let post = |key: &str, path: String| app.send("POST", &path, Some(key), None, &[]);
+
+    // Only its merchant, in its mode, may switch it.
+    let stranger = app.new_merchant();
+    let live = app.new_key(&merchant, Livemode::Live);
+    for key in [&stranger.key, &live.key] {
+        let refused = post(key, format!("/webhook-endpoints/{endpoint}/enable"));
+        assert_eq!((refused.status, refused.json()["error"].as_str()), (404, Some("not_found")), "{}", refused.text);
+    }
+    for unknown in ["we_01M891Q31ZEN69RTCHWETWGCCF", "nope"] {
+        assert_eq!(post(&merchant.key, format!("/webhook-endpoints/{unknown}/enable")).status, 404);
+    }
+    let wrong_method = app.request("GET", &format!("/webhook-endpoints/{endpoint}/enable"), &[]);
+    assert_eq!((wrong_method.status, wrong_method.header("allow")), (405, Some("POST")));
+
+    let enabled = post(&merchant.key, format!("/api/webhook-endpoints/{endpoint}/enable"));
+    assert_eq!(enabled.status, 200, "{}", enabled.text);
+    let enabled = enabled.json();
+    assert_eq!((enabled["id"].as_str(), enabled["status"].as_str()), (Some(endpoint.as_str()), Some("enabled")));
+    assert!(enabled.get("disabledReason").is_none() && enabled.get("secret").is_none(), "{enabled}");
+    assert_eq!(app.deliver_webhooks(), 0, "what was cancelled while it was disabled stays cancelled");
+    assert_eq!(statuses(&app), ["cancelled", "failed"]);
+
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    assert_eq!(app.deliver_webhooks(), 1, "a new event is delivered");
+    assert_eq!(statuses(&app), ["cancelled", "delivered", "failed"]);
+    let cancelled = app.jobs.webhooks().deliveries(Some("cancelled"), 10).unwrap();
+    assert_eq!(app.jobs.webhooks().resend(cancelled[0].event_id.parse().unwrap()).unwrap(), 1);
+    assert_eq!(app.deliver_webhooks(), 1, "and a cancelled one once resent");
+    assert_eq!(receiver.received().len(), 3);
+
+    // Disabling cancels what waits, and nothing more is sent until it is enabled.
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let disabled = post(&merchant.key, format!("/webhook-endpoints/{endpoint}/disable"));
+    assert_eq!(disabled.status, 200, "{}", disabled.text);
+    let disabled = disabled.json();
+    assert_eq!(
+        (disabled["status"].as_str(), disabled["disabledReason"].as_str()),
+        (Some("disabled"), Some("disabled by the merchant"))
+    );
+    assert_eq!(app.pending_webhooks(), 0, "its pending delivery was cancelled");
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    assert_eq!(app.deliver_webhooks(), 0);
+    assert_eq!(receiver.received().len(), 3, "nothing reached it while disabled");
+    let listed = app.request("GET", "/webhook-endpoints", &[("Authorization", &format!("Bearer {}", merchant.key))]);
+    assert_eq!(listed.json()["data"][0]["status"], "disabled");
+
+    // The operator's CLI does the same for any merchant's endpoint.
+    let enabled = cli(&app, &["webhook", "enable", &endpoint], &[]);
+    assert!(enabled.status.success(), "{}", String::from_utf8_lossy(&enabled.stderr));
+    let enabled: Value = serde_json::from_slice(&enabled.stdout).unwrap();
+    assert_eq!(enabled["status"], "enabled");
+    let disabled = cli(&app, &["webhook", "disable", &endpoint], &[]);
+    let disabled: Value = serde_json::from_slice(&disabled.stdout).unwrap();
+    assert_eq!(
+        (disabled["status"].as_str(), disabled["disabledReason"].as_str()),
+        (Some("disabled"), Some("disabled by the operator"))
+    );
+    let unknown = cli(&app, &["webhook", "enable", "we_01M891Q31ZEN69RTCHWETWGCCF"], &[]);
+    let error: Value = serde_json::from_slice(&unknown.stderr).unwrap();
+    assert_eq!((unknown.status.code(), error["error"].as_str()), (Some(1), Some("not_found")));
+}
+
 /// URLs whose host is this machine or its network, as written: no delivery to them could leave.
 const INTERNAL_URLS: [&str; 7] = [
     "https://127.0.0.1:4991/x",
@@ -389,6 +468,7 @@ on_both_backends!(
     gone_disables_the_endpoint,
     two_dispatchers_never_send_one_delivery_at_the_same_time,
     endpoints_naming_internal_hosts_are_refused_when_they_are_registered,
+    an_endpoint_disabled_by_gone_is_enabled_again_and_receives_new_events,
 );
 
 #[test]
