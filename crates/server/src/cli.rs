@@ -288,9 +288,9 @@ pub enum WebhookCommand {
     },
     /// List deliveries, newest first.
     Deliveries {
-        /// `pending`, `delivered` or `failed`.
-        #[arg(long)]
-        status: Option<String>,
+        /// Only deliveries in this status.
+        #[arg(long, value_enum)]
+        status: Option<DeliveryStatus>,
         /// How many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
@@ -309,6 +309,31 @@ pub enum WebhookCommand {
         #[arg(long = "type", default_value = "order.completed", value_name = "EVENT_TYPE")]
         event_type: String,
     },
+}
+
+/// Where a webhook delivery stands, as `webhook deliveries --status` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Answered 2xx.
+    Delivered,
+    /// Out of attempts, or answered 410 Gone.
+    Failed,
+    /// Its endpoint was removed or disabled before it was delivered.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    /// As stored.
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// `merchant …`
@@ -681,7 +706,9 @@ fn webhook(command: WebhookCommand, config: &Config) -> Result<Value, CliError> 
             out["previousSecretValidUntil"] = json!(endpoint.previous_until.map(domain::checkout::format_time));
             Ok(out)
         }
-        WebhookCommand::Deliveries { status, limit } => Ok(json!(webhooks.deliveries(status.as_deref(), limit)?)),
+        WebhookCommand::Deliveries { status, limit } => {
+            Ok(json!(webhooks.deliveries(status.map(DeliveryStatus::as_str), limit)?))
+        }
         WebhookCommand::Resend { event_id } => {
             let id: EventId = parse_id(&event_id)?;
             let resent = webhooks.resend(id)?;

@@ -391,6 +391,43 @@ fn an_endpoint_disabled_by_gone_is_enabled_again_and_receives_new_events(backend
     assert_eq!((unknown.status.code(), error["error"].as_str()), (Some(1), Some("not_found")));
 }
 
+fn deliveries_are_listed_by_a_known_status_only(backend: Backend) {
+    let app = TestApp::spawn_with(backend, MANUAL);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    let (endpoint, _) = register(&app, &merchant, &receiver.url, &["order.created"]);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let auth = format!("Bearer {}", merchant.key);
+    assert_eq!(
+        app.request("DELETE", &format!("/webhook-endpoints/{endpoint}"), &[("Authorization", &auth)]).status,
+        200
+    );
+
+    let listed = |status: &str| -> Value {
+        let output = cli(&app, &["webhook", "deliveries", "--status", status], &[]);
+        assert!(output.status.success(), "{status}: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let cancelled = listed("cancelled");
+    assert_eq!(cancelled.as_array().map(Vec::len), Some(1), "{cancelled}");
+    assert_eq!(
+        (cancelled[0]["endpointId"].as_str(), cancelled[0]["status"].as_str()),
+        (Some(endpoint.as_str()), Some("cancelled"))
+    );
+    assert_eq!(listed("pending"), json!([]));
+
+    let typo = cli(&app, &["webhook", "deliveries", "--status", "faild"], &[]);
+    let error: Value = serde_json::from_slice(&typo.stderr).unwrap();
+    assert_eq!((typo.status.code(), error["error"].as_str()), (Some(2), Some("usage")), "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("pending, delivered, failed, cancelled"), "{message}");
+    let help = cli(&app, &["webhook", "deliveries", "--help"], &[]);
+    let help = String::from_utf8(help.stdout).unwrap();
+    for status in ["pending", "delivered", "failed", "cancelled"] {
+        assert!(help.contains(&format!("- {status}:")), "{status} is not in --help:\n{help}");
+    }
+}
+
 /// URLs whose host is this machine or its network, as written: no delivery to them could leave.
 const INTERNAL_URLS: [&str; 7] = [
     "https://127.0.0.1:4991/x",
@@ -469,6 +506,7 @@ on_both_backends!(
     two_dispatchers_never_send_one_delivery_at_the_same_time,
     endpoints_naming_internal_hosts_are_refused_when_they_are_registered,
     an_endpoint_disabled_by_gone_is_enabled_again_and_receives_new_events,
+    deliveries_are_listed_by_a_known_status_only,
 );
 
 #[test]
