@@ -144,6 +144,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.route("/assets/checkout.js", get().to(routes::assets::js));
         cfg.route("/assets/docs.js", get().to(routes::assets::docs_js));
         cfg.route("/docs", get().to(routes::openapi::docs));
+        // Like the document it reads, the page answers under `/api` too.
+        cfg.route("/api/docs", get().to(routes::openapi::docs));
         cfg.default_service(web::to(not_found));
     }
 }

@@ -349,6 +349,7 @@ fn head_answers_wherever_get_does() {
         ("/openapi.yaml", false),
         ("/api/openapi.json", false),
         ("/docs", false),
+        ("/api/docs", false),
         ("/assets/checkout.css", false),
         ("/assets/checkout.js", false),
         ("/assets/docs.js", false),
