@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::dispatch::EndpointError;
 use domain::ids::{ApiKeyId, EndpointId, EventId, MerchantId};
-use domain::merchant::{Livemode, MerchantError, MerchantService, MerchantStatus};
+use domain::merchant::{ApiKeySummary, Livemode, MerchantError, MerchantService, MerchantStatus};
 use domain::ports::{StoreError, SystemClock};
 use domain::webhook::{EventType, WebhookSender};
 use persistence::RepoError;
@@ -598,19 +598,28 @@ pub fn run(command: Command, settings: &Settings) -> Result<Value, CliError> {
     }
 }
 
+/// A key as the CLI prints it: `livemode` a boolean, as the API and `webhook list` write it,
+/// with `mode` (`test`/`live`) beside it for people.
+fn key_json(key: &ApiKeySummary) -> Value {
+    let mut out = json!(key);
+    out["livemode"] = json!(key.livemode.is_live());
+    out["mode"] = json!(key.livemode);
+    out
+}
+
 fn key(command: KeyCommand, config: &Config) -> Result<Value, CliError> {
     match command {
         KeyCommand::Create { merchant, live } => {
             let merchant_id = parse_id(&merchant)?;
             let livemode = if live { Livemode::Live } else { Livemode::Test };
             let (summary, secret) = merchants(config)?.create_key(merchant_id, livemode)?;
-            let mut out = json!(summary);
+            let mut out = key_json(&summary);
             out["secret"] = json!(secret.secret().expose());
             Ok(out)
         }
         KeyCommand::List { merchant } => {
             let merchant: Option<MerchantId> = merchant.as_deref().map(parse_id).transpose()?;
-            Ok(json!(merchants(config)?.keys(merchant)?))
+            Ok(merchants(config)?.keys(merchant)?.iter().map(key_json).collect())
         }
         KeyCommand::Roll { key_id, expires_in } => {
             let id: ApiKeyId = parse_id(&key_id)?;
@@ -620,14 +629,14 @@ fn key(command: KeyCommand, config: &Config) -> Result<Value, CliError> {
                 ))
             })?;
             let rolled = merchants(config)?.roll_key(id, wait)?;
-            let mut out = json!(rolled.key);
+            let mut out = key_json(&rolled.key);
             out["secret"] = json!(rolled.secret.secret().expose());
-            out["previous"] = json!(rolled.previous);
+            out["previous"] = key_json(&rolled.previous);
             Ok(out)
         }
         KeyCommand::Revoke { key_id } => {
             let id: ApiKeyId = parse_id(&key_id)?;
-            Ok(json!(merchants(config)?.revoke_key(id)?))
+            Ok(key_json(&merchants(config)?.revoke_key(id)?))
         }
     }
 }
@@ -823,7 +832,7 @@ fn issue_claim(args: IssueArgs, settings: &Settings) -> Result<String, CliError>
 }
 
 /// Columns shown first in a table, in this order; others follow alphabetically.
-const LEADING_COLUMNS: [&str; 8] = ["id", "name", "merchantId", "livemode", "status", "hint", "url", "events"];
+const LEADING_COLUMNS: [&str; 9] = ["id", "name", "merchantId", "mode", "livemode", "status", "hint", "url", "events"];
 
 /// `value` as an aligned text table: a list of objects as one row each, an object as one row per
 /// field. Empty values show as `-`.

@@ -53,7 +53,13 @@ fn merchants_and_keys_are_listed_for_people_and_scripts(backend: Backend) {
     assert_eq!(keys.as_array().unwrap().len(), 2, "only this merchant's: {keys}");
     let listed_test = &keys[0];
     assert_eq!(listed_test["id"], test_key["id"]);
-    assert_eq!((listed_test["livemode"].as_str(), keys[1]["livemode"].as_str()), (Some("test"), Some("live")));
+    // `livemode` is a boolean, as the API writes it; `mode` says it in words.
+    assert_eq!((&listed_test["livemode"], &keys[1]["livemode"]), (&json!(false), &json!(true)));
+    assert_eq!((listed_test["mode"].as_str(), keys[1]["mode"].as_str()), (Some("test"), Some("live")));
+    assert_eq!(
+        (&test_key["livemode"], &live_key["livemode"], &live_key["mode"]),
+        (&json!(false), &json!(true), &json!("live"))
+    );
     assert_eq!(listed_test["hint"], test_key["hint"]);
     assert!(listed_test["createdAt"].is_string() && listed_test["revokedAt"].is_string());
     assert!(listed_test["lastUsedAt"].is_null() && listed_test["expiresAt"].is_null());
@@ -77,6 +83,10 @@ fn a_rolled_key_works_until_its_expiry_then_answers_403(backend: Backend) {
     assert!(new_key.starts_with("sk_test_"), "same mode: {rolled}");
     assert_eq!(rolled["merchantId"], merchant.id.to_string());
     assert_eq!(rolled["previous"]["id"], old_id.as_str());
+    assert_eq!(
+        (&rolled["livemode"], &rolled["previous"]["livemode"], &rolled["mode"]),
+        (&json!(false), &json!(false), &json!("test"))
+    );
     let expires: chrono::DateTime<chrono::Utc> = rolled["previous"]["expiresAt"].as_str().unwrap().parse().unwrap();
     let hour = (expires - chrono::Utc::now()).num_seconds();
     assert!((3500..=3600).contains(&hour), "the old key works for the hour: {rolled}");
