@@ -379,9 +379,16 @@ impl MerchantService {
         Ok((summary, secret))
     }
 
-    /// Keys (never their secrets), oldest first: of one merchant, or of all.
+    /// Keys (never their secrets), oldest first: of one merchant, or of all. A merchant that does
+    /// not exist is not found, rather than a merchant without keys.
     pub fn keys(&self, merchant: Option<MerchantId>) -> Result<Vec<ApiKeySummary>, MerchantError> {
-        Ok(self.store.list_api_keys(merchant)?)
+        let keys = self.store.list_api_keys(merchant)?;
+        match merchant {
+            Some(id) if keys.is_empty() && !self.store.list_merchants()?.iter().any(|m| m.id == id) => {
+                Err(MerchantError::MerchantNotFound(id))
+            }
+            _ => Ok(keys),
+        }
     }
 
     /// Replaces a key with a new one of the same merchant and mode; the old one keeps working for
@@ -640,7 +647,10 @@ mod tests {
         assert_eq!((key.merchant_id, key.livemode, key.created_at), (merchant.id, Livemode::Live, now));
         assert_eq!((secret.livemode(), secret.hint()), (Livemode::Live, key.hint.clone()));
         assert_eq!(merchants.keys(Some(merchant.id)).unwrap().len(), 1);
-        assert!(merchants.keys(Some(MerchantId::new())).unwrap().is_empty());
+        let unknown = MerchantId::new();
+        assert!(matches!(merchants.keys(Some(unknown)), Err(MerchantError::MerchantNotFound(id)) if id == unknown));
+        let keyless = merchants.create_merchant("No Keys Yet").unwrap();
+        assert!(merchants.keys(Some(keyless.id)).unwrap().is_empty(), "a merchant without keys has none");
         let stranger = MerchantId::new();
         assert!(
             matches!(merchants.create_key(stranger, Livemode::Test), Err(MerchantError::MerchantNotFound(id)) if id == stranger)

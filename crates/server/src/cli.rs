@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
+use domain::claim::{ClaimItem, ClaimKeys, ClaimPayload, ClaimSigner};
 use domain::dispatch::EndpointError;
 use domain::ids::{ApiKeyId, EndpointId, EventId, MerchantId};
 use domain::merchant::{ApiKeySummary, Livemode, MerchantError, MerchantService, MerchantStatus};
@@ -478,6 +478,25 @@ impl CliError {
         }
     }
 
+    /// A command that needs a subcommand got none (`checkout-server merchant`): a short usage
+    /// error naming the subcommands, rather than the whole help on one line. `args` is the
+    /// command line, program name first.
+    pub fn missing_command(args: &[String]) -> Self {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let mut path = vec!["checkout-server".to_owned()];
+        for arg in args.iter().skip(1) {
+            if let Some(sub) = command.find_subcommand(arg).cloned() {
+                path.push(arg.clone());
+                command = sub;
+            }
+        }
+        let names: Vec<&str> = command.get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name()).collect();
+        let path = path.join(" ");
+        Self::usage(format!("`{path}` needs a command: {}; `{path} --help` says what each does", names.join(", ")))
+            .with("commands", json!(names))
+    }
+
     /// The JSON printed on stderr.
     pub fn to_json(&self) -> Value {
         let mut out = self.details.clone();
@@ -828,7 +847,17 @@ fn issue_claim(args: IssueArgs, settings: &Settings) -> Result<String, CliError>
     if let Some(jti) = args.jti {
         payload.jti = jti;
     }
-    Ok(signer.sign(&payload))
+    let claim = signer.sign(&payload);
+    // Checked as the server checks it (its rules and lifetime), so that nothing is signed that
+    // the server would refuse.
+    let mut keys = ClaimKeys::default()
+        .with_max_lifetime(crate::config::claim_max_lifetime(|name| settings.lookup(name)).map_err(CliError::from)?);
+    keys.insert(signer.kid(), signer.verifying_key());
+    keys.verify(&claim, merchant, Utc::now()).map_err(|why| {
+        CliError::new("invalid_claim", format!("the server would refuse this claim ({}): {why}", why.reason()))
+            .with("reason", json!(why.reason()))
+    })?;
+    Ok(claim)
 }
 
 /// Columns shown first in a table, in this order; others follow alphabetically.

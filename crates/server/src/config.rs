@@ -223,6 +223,23 @@ fn burst_of_a_limit_that_is_on(rate_name: &str, rate: u32, burst_name: &str, bur
     }
 }
 
+/// `CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS` alone, for `claim issue`, which signs claims without
+/// needing the rest of the configuration (production's keys, say).
+pub fn claim_max_lifetime(get: impl Fn(&str) -> Option<String>) -> Result<i64, ConfigError> {
+    let mut problems = Vec::new();
+    let max: u32 = number(
+        &get,
+        "CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS",
+        domain::claim::DEFAULT_MAX_LIFETIME_SECONDS as u32,
+        &mut problems,
+    );
+    if problems.is_empty() {
+        Ok(i64::from(max))
+    } else {
+        Err(ConfigError(problems))
+    }
+}
+
 impl Config {
     /// The request limits these settings ask for.
     pub fn limits(&self) -> api::ratelimit::LimitSettings {

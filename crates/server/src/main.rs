@@ -17,6 +17,9 @@ fn main() -> ExitCode {
             let _ = help.print();
             return ExitCode::SUCCESS;
         }
+        Err(missing) if missing.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return fail(&CliError::missing_command(&std::env::args().collect::<Vec<_>>()))
+        }
         Err(error) => return fail(&CliError::usage(error.render().to_string())),
     };
     let log_format = match LogFormat::parse(args.settings.lookup("LOG_FORMAT").as_deref()) {

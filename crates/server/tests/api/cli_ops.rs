@@ -383,3 +383,37 @@ fn head_answers_wherever_get_does() {
     let wrong = app.request("PUT", &order_path, &[("Authorization", auth.as_str())]);
     assert_eq!((wrong.status, wrong.header("allow")), (405, Some("GET, HEAD")));
 }
+
+#[test]
+fn claim_issue_refuses_what_the_server_would_refuse() {
+    let db = TestDb::new(Backend::Sqlite);
+    let merchant = "mer_01M891Q13DE788PCK3TYQBZJ40";
+    let issue = |extra: &[&str], vars: &[(&str, &str)]| {
+        let args = [&["claim", "issue", "--merchant", merchant][..], extra].concat();
+        run(&db, &args, vars)
+    };
+    let item = "sku=A,name=A,quantity=1,unitAmount=100";
+    for (extra, reason, says) in [
+        (
+            &["--item", "sku=A,name=A,quantity=0,unitAmount=100"][..],
+            "claim_invalid_items",
+            "\"quantity\" must be at least 1",
+        ),
+        (&["--item", item, "--currency", "xyz"][..], "claim_invalid_items", "\"xyz\" is not an ISO 4217 currency code"),
+        (&["--item", item, "--ttl-seconds", "7200"][..], "claim_lifetime_too_long", "at most 3600 seconds"),
+        (&["--item", item, "--ttl-seconds", "0"][..], "claim_invalid_payload", "\"exp\" is not after \"iat\""),
+    ] {
+        let output = issue(extra, &[]);
+        assert!(output.stdout.is_empty(), "nothing is signed: {extra:?}");
+        let (status, error) = error_out(&output);
+        assert_eq!(
+            (status, error["error"].as_str(), error["reason"].as_str()),
+            (1, Some("invalid_claim"), Some(reason))
+        );
+        assert!(error["message"].as_str().unwrap().contains(says), "{error}");
+    }
+    let longer = issue(&["--item", item, "--ttl-seconds", "7200"], &[("CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS", "7200")]);
+    assert!(longer.status.success(), "the server's own limit counts: {}", String::from_utf8_lossy(&longer.stderr));
+    let (status, error) = error_out(&issue(&["--item", item], &[("CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS", "0")]));
+    assert_eq!((status, error["error"].as_str()), (2, Some("configuration")));
+}

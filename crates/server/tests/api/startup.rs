@@ -67,7 +67,14 @@ pub fn start_development(dir: &Path, vars: &[(&str, &str)]) -> (Killed, Vec<Stri
             let _ = sender.send(line);
         }
     });
-    let banner = receiver.iter().take_while(|line| !line.starts_with("More claims")).collect();
+    let mut banner = Vec::new();
+    for line in receiver.iter() {
+        let last = line.starts_with("More claims");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
     (child, banner)
 }
 
@@ -174,6 +181,29 @@ fn settings_out_of_range_are_refused_by_name_before_anything_is_made() {
     let checked: Value = serde_json::from_slice(&checked.stdout).unwrap();
     assert_eq!(checked["settings"]["CHECKOUT_WEBHOOKS_ALLOW_INTERNAL"], true);
     assert_eq!(checked["settings"]["LOG_FORMAT"], "json");
+}
+
+#[test]
+fn a_command_without_its_subcommand_is_one_line_naming_them() {
+    let dir = tempdir();
+    for (args, commands) in [
+        (&["config"][..], &["check"][..]),
+        (&["merchant"][..], &["create", "list", "suspend", "activate"][..]),
+        (&["--format", "table", "key"][..], &["create", "list", "roll", "revoke"][..]),
+        (
+            &["webhook"][..],
+            &["add", "list", "remove", "enable", "disable", "rotate-secret", "deliveries", "resend", "test"][..],
+        ),
+    ] {
+        let (status, error) = failure(&checkout_server(dir.path(), args, &[]));
+        assert_eq!((status, error["error"].as_str()), (2, Some("usage")), "{args:?}");
+        assert_eq!(error["commands"], serde_json::json!(commands), "{args:?}");
+        let message = error["message"].as_str().unwrap();
+        let command = format!("checkout-server {}", args.last().unwrap());
+        assert!(message.starts_with(&format!("`{command}` needs a command: {}", commands.join(", "))), "{message}");
+        assert!(message.len() < 200 && !message.contains("Usage:"), "a short line, not the help: {message}");
+    }
+    assert!(!dir.path().join("data").exists());
 }
 
 #[test]
