@@ -89,11 +89,7 @@ pub async fn enable(
     merchant: AuthenticatedMerchant,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: EndpointId = id.parse().map_err(|_| ApiError::NotFound)?;
-    let webhooks = state.webhooks.clone();
-    let owner = (merchant.0.merchant_id, merchant.0.livemode);
-    let endpoint = web::block(move || webhooks.enable_endpoint(id, Some(owner))).await??;
-    Ok(HttpResponse::Ok().json(endpoint_json(&endpoint, None)))
+    switch(state, merchant, id, true).await
 }
 
 /// `POST /webhook-endpoints/{id}/disable`: the endpoint receives nothing until enabled; its
@@ -103,9 +99,29 @@ pub async fn disable(
     merchant: AuthenticatedMerchant,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    switch(state, merchant, id, false).await
+}
+
+/// Enables or disables one of the merchant's endpoints in the key's mode; answers it as it is then.
+async fn switch(
+    state: web::Data<AppState>,
+    merchant: AuthenticatedMerchant,
+    id: web::Path<String>,
+    enable: bool,
+) -> Result<HttpResponse, ApiError> {
     let id: EndpointId = id.parse().map_err(|_| ApiError::NotFound)?;
     let webhooks = state.webhooks.clone();
-    let owner = (merchant.0.merchant_id, merchant.0.livemode);
-    let endpoint = web::block(move || webhooks.disable_endpoint(id, Some(owner))).await??;
+    let owner = Some((merchant.0.merchant_id, merchant.0.livemode));
+    let endpoint =
+        web::block(
+            move || {
+                if enable {
+                    webhooks.enable_endpoint(id, owner)
+                } else {
+                    webhooks.disable_endpoint(id, owner)
+                }
+            },
+        )
+        .await??;
     Ok(HttpResponse::Ok().json(endpoint_json(&endpoint, None)))
 }
