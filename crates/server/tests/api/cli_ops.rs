@@ -139,6 +139,33 @@ fn a_rolled_key_works_until_its_expiry_then_answers_403(backend: Backend) {
     assert_eq!(status, 1);
 }
 
+fn racing_rolls_of_one_key_make_one_key(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let racers = 8;
+    let barrier = std::sync::Barrier::new(racers);
+    let rolled: Vec<bool> = std::thread::scope(|scope| {
+        let rolls: Vec<_> = (0..racers)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    app.merchants.roll_key(merchant.key_id, chrono::Duration::hours(1))
+                })
+            })
+            .collect();
+        rolls
+            .into_iter()
+            .map(|roll| match roll.join().unwrap() {
+                Ok(_) => true,
+                Err(domain::merchant::MerchantError::KeyAlreadyRolled { .. }) => false,
+                Err(other) => panic!("{other}"),
+            })
+            .collect()
+    });
+    assert_eq!(rolled.iter().filter(|made| **made).count(), 1, "one roll wins: {rolled:?}");
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM api_keys"), 2, "and makes the one new key");
+}
+
 fn last_use_is_written_in_batches_never_on_the_requests_path(backend: Backend) {
     // The sweep runs once at start, then not for an hour: what the requests wrote is all there is.
     let mut app = TestApp::spawn_with(backend, &[("CHECKOUT_SWEEP_INTERVAL_SECONDS", "3600")]);
@@ -271,6 +298,7 @@ fn app_count(db: &TestDb, sql: &str) -> i64 {
 on_both_backends!(
     merchants_and_keys_are_listed_for_people_and_scripts,
     a_rolled_key_works_until_its_expiry_then_answers_403,
+    racing_rolls_of_one_key_make_one_key,
     last_use_is_written_in_batches_never_on_the_requests_path,
     the_sweep_writes_last_use_while_the_server_runs,
     webhook_test_sends_a_signed_sample_that_both_snippets_verify,
