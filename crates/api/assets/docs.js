@@ -12,23 +12,46 @@
     return node;
   }
 
-  // ---- Markdown: paragraphs, lists, fenced code, `code`, **strong**, *emphasis*, [links](url).
-  var INLINE = /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[[^\]]+\]\([^)\s]+\))/;
+  // ---- Markdown: paragraphs, lists, fenced code, `code`, **strong**, *emphasis*, _emphasis_,
+  // [links](url). As in CommonMark, a code span is never touched by the rest (it is set aside
+  // before anything else is read), and `_` inside a word (CHECKOUT_RATE_LIMIT_PER_SECOND,
+  // snake_case) is a plain underscore: `_` opens emphasis only after a non-word character and
+  // closes it only before one.
+  var CODE = /`([^`]+)`/g;
+  var HELD = /\uE000(\d+)\uE001/g;
+  var INLINE = new RegExp([
+    "(\\*\\*[^*]+\\*\\*)",
+    "(\\*[^*\\s][^*]*\\*|(?<![\\p{L}\\p{N}_])_(?=\\S).+?(?<=\\S)_(?![\\p{L}\\p{N}_]))",
+    "(\\[[^\\]]+\\]\\([^)\\s]+\\))"
+  ].join("|"), "u");
   function inline(text) {
+    var codes = [];
+    var held = String(text).replace(/[\uE000\uE001]/g, "").replace(CODE, function (_, code) {
+      codes.push(code);
+      return "\uE000" + (codes.length - 1) + "\uE001";
+    });
+    return spans(held, codes);
+  }
+  // Text with its code spans held aside as \uE000<n>\uE001: the spans put back as <code>.
+  function plain(text, codes) {
+    return text.split(HELD).map(function (part, i) {
+      return i % 2 ? el("code", {}, [codes[Number(part)]]) : part;
+    }).filter(function (part) { return part !== ""; });
+  }
+  function spans(text, codes) {
     var nodes = [];
     while (text.length) {
       var match = INLINE.exec(text);
-      if (!match) { nodes.push(text); break; }
-      if (match.index > 0) nodes.push(text.slice(0, match.index));
+      if (!match) { nodes.push.apply(nodes, plain(text, codes)); break; }
+      if (match.index > 0) nodes.push.apply(nodes, plain(text.slice(0, match.index), codes));
       var token = match[0];
-      if (match[1]) nodes.push(el("code", {}, [token.slice(1, -1)]));
-      else if (match[2]) nodes.push(el("strong", {}, inline(token.slice(2, -2))));
-      else if (match[3]) nodes.push(el("em", {}, inline(token.slice(1, -1))));
+      if (match[1]) nodes.push(el("strong", {}, spans(token.slice(2, -2), codes)));
+      else if (match[2]) nodes.push(el("em", {}, spans(token.slice(1, -1), codes)));
       else {
         var label = token.slice(1, token.indexOf("]("));
-        var href = token.slice(token.indexOf("](") + 2, -1);
+        var href = token.slice(token.indexOf("](") + 2, -1).replace(HELD, function (_, n) { return "`" + codes[Number(n)] + "`"; });
         // Only web and same-site links: a document cannot smuggle a javascript: URL in.
-        nodes.push(/^(https?:\/\/|\/|#)/.test(href) ? el("a", { href: href }, inline(label)) : label);
+        nodes.push.apply(nodes, /^(https?:\/\/|\/|#)/.test(href) ? [el("a", { href: href }, spans(label, codes))] : spans(label, codes));
       }
       text = text.slice(match.index + token.length);
     }

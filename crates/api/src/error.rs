@@ -207,7 +207,9 @@ impl From<Refused> for ApiError {
 impl From<EndpointError> for ApiError {
     fn from(error: EndpointError) -> Self {
         match error {
-            EndpointError::Url(_) | EndpointError::EventType(_) => ApiError::InvalidRequest(error.to_string()),
+            EndpointError::Url(_) | EndpointError::EventType(_) | EndpointError::InternalHost(_) => {
+                ApiError::InvalidRequest(error.to_string())
+            }
             EndpointError::NotFound => ApiError::NotFound,
             EndpointError::TooMany => ApiError::EndpointLimitReached(error.to_string()),
             EndpointError::Store(e) => e.into(),

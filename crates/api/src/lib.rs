@@ -105,6 +105,18 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .default_service(only("DELETE")),
             );
             cfg.service(
+                web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}/enable"))
+                    .wrap(middleware::from_fn(ratelimit::authentication))
+                    .route(web::post().to(routes::webhook_endpoints::enable))
+                    .default_service(only("POST")),
+            );
+            cfg.service(
+                web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}/disable"))
+                    .wrap(middleware::from_fn(ratelimit::authentication))
+                    .route(web::post().to(routes::webhook_endpoints::disable))
+                    .default_service(only("POST")),
+            );
+            cfg.service(
                 web::resource(format!("{prefix}/openapi.yaml"))
                     .route(get().to(routes::openapi::yaml))
                     .default_service(only("GET, HEAD")),
@@ -132,6 +144,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.route("/assets/checkout.js", get().to(routes::assets::js));
         cfg.route("/assets/docs.js", get().to(routes::assets::docs_js));
         cfg.route("/docs", get().to(routes::openapi::docs));
+        // Like the document it reads, the page answers under `/api` too.
+        cfg.route("/api/docs", get().to(routes::openapi::docs));
         cfg.default_service(web::to(not_found));
     }
 }

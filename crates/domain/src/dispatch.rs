@@ -122,6 +122,13 @@ pub enum EndpointError {
     /// An event type nobody sends.
     #[error("unknown event type {0:?}; known: order.created, order.completed, order.cancelled, order.expired, payment.failed, payment.refunded")]
     EventType(String),
+    /// The URL names an internal host (a loopback, private or link-local address, or
+    /// `localhost`) where internal addresses are not allowed: no delivery could ever be sent.
+    #[error(
+        "the endpoint URL's host {0} is a loopback, private, link-local or other internal address: \
+         webhooks are sent to public addresses only"
+    )]
+    InternalHost(String),
     /// No such merchant or endpoint.
     #[error("not found")]
     NotFound,
@@ -141,6 +148,7 @@ pub struct WebhookService {
     clock: Arc<dyn Clock>,
     secrets: WebhookSecrets,
     require_https: bool,
+    allow_internal: bool,
 }
 
 impl std::fmt::Debug for WebhookService {
@@ -163,7 +171,13 @@ impl WebhookService {
         secrets: WebhookSecrets,
         require_https: bool,
     ) -> Self {
-        Self { store, sender, clock, secrets, require_https }
+        Self { store, sender, clock, secrets, require_https, allow_internal: false }
+    }
+
+    /// Whether endpoints may name internal hosts (development); refused unless this says so.
+    pub fn allowing_internal_hosts(mut self, allowed: bool) -> Self {
+        self.allow_internal = allowed;
+        self
     }
 
     /// Adds an endpoint for `types` (all when empty); returns it and its secret, shown once.
@@ -175,6 +189,11 @@ impl WebhookService {
         types: &[String],
     ) -> Result<(Endpoint, Secret), EndpointError> {
         let url = ReturnUrl::parse(url, self.require_https).map_err(EndpointError::Url)?;
+        if !self.allow_internal {
+            if let Some(host) = crate::network::internal_host(url.as_str()) {
+                return Err(EndpointError::InternalHost(host));
+            }
+        }
         let types = types
             .iter()
             .map(|t| EventType::parse(t).ok_or_else(|| EndpointError::EventType(t.clone())))
@@ -213,6 +232,29 @@ impl WebhookService {
         } else {
             Err(EndpointError::NotFound)
         }
+    }
+
+    /// Enables an endpoint (of `owner`, when given), such as one a `410 Gone` disabled: it receives
+    /// the events that happen from now on. Deliveries cancelled while it was disabled stay
+    /// cancelled; [`Self::resend`] sends one again. Enabling an enabled endpoint changes nothing.
+    pub fn enable_endpoint(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+    ) -> Result<Endpoint, EndpointError> {
+        self.store.set_endpoint_enabled(id, owner, true, "", self.clock.now())?.ok_or(EndpointError::NotFound)
+    }
+
+    /// Disables an endpoint (of `owner`, when given; the operator's otherwise): it receives nothing
+    /// until enabled again, and its pending deliveries end as cancelled. Disabling a disabled
+    /// endpoint keeps the reason it has.
+    pub fn disable_endpoint(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+    ) -> Result<Endpoint, EndpointError> {
+        let reason = if owner.is_some() { "disabled by the merchant" } else { "disabled by the operator" };
+        self.store.set_endpoint_enabled(id, owner, false, reason, self.clock.now())?.ok_or(EndpointError::NotFound)
     }
 
     /// A new secret for an endpoint; the previous one keeps signing for 24 hours.

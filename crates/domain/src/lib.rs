@@ -11,6 +11,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod merchant;
 pub mod money;
+pub mod network;
 pub mod order;
 pub mod payment;
 pub mod ports;

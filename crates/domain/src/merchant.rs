@@ -284,6 +284,22 @@ pub enum MerchantError {
     /// The key is revoked: it can be neither used nor rolled.
     #[error("{0} is revoked; make a new key with key create")]
     KeyRevoked(ApiKeyId),
+    /// The key was rolled already (it has an expiry, past or to come): a key is rolled once, so
+    /// that rolling it again cannot mint another secret.
+    #[error(
+        "{id} was rolled already: it {} at {}; a key is rolled once. To end it now, run \
+         `key revoke {id}`; to replace its successor, roll the key that replaced it",
+        if *.expired { "expired" } else { "expires" },
+        crate::checkout::format_time(*.expires_at)
+    )]
+    KeyAlreadyRolled {
+        /// The key.
+        id: ApiKeyId,
+        /// When it stops (or stopped) working.
+        expires_at: DateTime<Utc>,
+        /// Whether that is past already.
+        expired: bool,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -363,24 +379,42 @@ impl MerchantService {
         Ok((summary, secret))
     }
 
-    /// Keys (never their secrets), oldest first: of one merchant, or of all.
+    /// Keys (never their secrets), oldest first: of one merchant, or of all. A merchant that does
+    /// not exist is not found, rather than a merchant without keys.
     pub fn keys(&self, merchant: Option<MerchantId>) -> Result<Vec<ApiKeySummary>, MerchantError> {
-        Ok(self.store.list_api_keys(merchant)?)
+        let keys = self.store.list_api_keys(merchant)?;
+        match merchant {
+            Some(id) if keys.is_empty() && !self.store.list_merchants()?.iter().any(|m| m.id == id) => {
+                Err(MerchantError::MerchantNotFound(id))
+            }
+            _ => Ok(keys),
+        }
     }
 
     /// Replaces a key with a new one of the same merchant and mode; the old one keeps working for
-    /// `grace` (zero: not at all), or less if it was already due to expire sooner.
+    /// `grace` (zero: not at all). A key is rolled once: one that is revoked, expiring or expired
+    /// is refused, and nothing is made.
     pub fn roll_key(&self, id: ApiKeyId, grace: Duration) -> Result<RolledKey, MerchantError> {
+        let old = self.rollable(id)?;
+        let (key, secret) = self.new_key(old.merchant_id, old.livemode);
+        match self.store.roll_api_key(id, self.clock.now() + grace, &key, &secret.hash())? {
+            Some(previous) => Ok(RolledKey { key, secret, previous }),
+            // Revoked or rolled by someone else between the look and the roll: say which.
+            None => Err(self.rollable(id).err().unwrap_or(MerchantError::KeyRevoked(id))),
+        }
+    }
+
+    /// The key `id` if it may be rolled: known, not revoked, not rolled already.
+    fn rollable(&self, id: ApiKeyId) -> Result<ApiKeySummary, MerchantError> {
         let old = self.store.list_api_keys(None)?.into_iter().find(|k| k.id == id);
         let old = old.ok_or(MerchantError::KeyNotFound(id))?;
         if old.revoked_at.is_some() {
             return Err(MerchantError::KeyRevoked(id));
         }
-        let (key, secret) = self.new_key(old.merchant_id, old.livemode);
-        let previous = self.store.roll_api_key(id, self.clock.now() + grace, &key, &secret.hash())?;
-        // Revoked between the look and the roll.
-        let previous = previous.ok_or(MerchantError::KeyRevoked(id))?;
-        Ok(RolledKey { key, secret, previous })
+        if let Some(expires_at) = old.expires_at {
+            return Err(MerchantError::KeyAlreadyRolled { id, expires_at, expired: expires_at <= self.clock.now() });
+        }
+        Ok(old)
     }
 
     /// Revokes a key: it answers 403 from now on. Revoking again keeps the first time.
@@ -560,10 +594,12 @@ mod tests {
             _: &crate::secret::SecretHash,
         ) -> Result<Option<ApiKeySummary>, StoreError> {
             let mut keys = self.keys.lock().unwrap();
-            let Some(previous) = keys.iter_mut().find(|k| k.id == old && k.revoked_at.is_none()) else {
+            let Some(previous) =
+                keys.iter_mut().find(|k| k.id == old && k.revoked_at.is_none() && k.expires_at.is_none())
+            else {
                 return Ok(None);
             };
-            previous.expires_at = Some(previous.expires_at.map_or(old_expires_at, |at| at.min(old_expires_at)));
+            previous.expires_at = Some(old_expires_at);
             let previous = previous.clone();
             keys.push(new.clone());
             Ok(Some(previous))
@@ -611,7 +647,10 @@ mod tests {
         assert_eq!((key.merchant_id, key.livemode, key.created_at), (merchant.id, Livemode::Live, now));
         assert_eq!((secret.livemode(), secret.hint()), (Livemode::Live, key.hint.clone()));
         assert_eq!(merchants.keys(Some(merchant.id)).unwrap().len(), 1);
-        assert!(merchants.keys(Some(MerchantId::new())).unwrap().is_empty());
+        let unknown = MerchantId::new();
+        assert!(matches!(merchants.keys(Some(unknown)), Err(MerchantError::MerchantNotFound(id)) if id == unknown));
+        let keyless = merchants.create_merchant("No Keys Yet").unwrap();
+        assert!(merchants.keys(Some(keyless.id)).unwrap().is_empty(), "a merchant without keys has none");
         let stranger = MerchantId::new();
         assert!(
             matches!(merchants.create_key(stranger, Livemode::Test), Err(MerchantError::MerchantNotFound(id)) if id == stranger)
@@ -628,6 +667,22 @@ mod tests {
         assert_eq!((rolled.key.merchant_id, rolled.key.livemode), (merchant.id, Livemode::Test));
         assert_ne!(rolled.key.id, old.id);
         assert_eq!(rolled.secret.hint(), rolled.key.hint);
+
+        let again = merchants.roll_key(old.id, Duration::zero());
+        assert!(
+            matches!(again, Err(MerchantError::KeyAlreadyRolled { id, expires_at, expired: false }) if id == old.id && expires_at == now + Duration::hours(1)),
+            "a key is rolled once: {again:?}"
+        );
+        assert_eq!(merchants.keys(Some(merchant.id)).unwrap().len(), 2, "and the refused roll made no key");
+        let successor = merchants.roll_key(rolled.key.id, Duration::zero()).unwrap();
+        assert_eq!(successor.previous.expires_at, Some(now), "the new key can be rolled in its turn");
+        assert!(
+            matches!(
+                merchants.roll_key(rolled.key.id, Duration::hours(1)),
+                Err(MerchantError::KeyAlreadyRolled { expired: true, .. })
+            ),
+            "an expired key is not rolled either"
+        );
 
         let revoked = merchants.revoke_key(old.id).unwrap();
         assert_eq!(revoked.revoked_at, Some(now));

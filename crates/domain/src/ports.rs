@@ -153,9 +153,10 @@ pub trait MerchantStore: Send + Sync {
     /// Keys (never their secrets), oldest first: of one merchant, or of all.
     fn list_api_keys(&self, merchant: Option<MerchantId>) -> Result<Vec<ApiKeySummary>, StoreError>;
 
-    /// In one transaction: stores `new` (its hash only) and makes the unrevoked key `old` expire at
-    /// `old_expires_at` (an earlier expiry it already has stays). `None` if `old` is no such
-    /// unrevoked key (nothing is written then).
+    /// In one transaction: stores `new` (its hash only) and makes the key `old` expire at
+    /// `old_expires_at`, if `old` is neither revoked nor rolled already (it has no expiry): a key is
+    /// rolled once. `None` otherwise (nothing is written then), so that of two rolls of one key
+    /// that race, one makes a new key.
     fn roll_api_key(
         &self,
         old: ApiKeyId,

@@ -391,6 +391,24 @@ pub trait WebhookStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, crate::ports::StoreError>;
 
+    /// Enables an endpoint that is not removed (of `owner`, when given), or disables it, in one
+    /// transaction:
+    /// - enabling sets its status `enabled` and clears its `disabled_reason`; no delivery changes
+    ///   (those cancelled while it was disabled stay cancelled until resent);
+    /// - disabling an enabled endpoint sets its status `disabled` with `disabled_reason` and
+    ///   cancels its pending deliveries, as a `410 Gone` does; one disabled already keeps its
+    ///   first reason.
+    ///
+    /// Returns the endpoint as it is then; `None` if there is no such endpoint (nothing changes).
+    fn set_endpoint_enabled(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+        enabled: bool,
+        disabled_reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>, crate::ports::StoreError>;
+
     /// Moves an endpoint to the next secret version; the previous one signs until `previous_until`.
     fn rotate_secret(
         &self,

@@ -235,11 +235,13 @@ fn roll_api_key(
     until: NaiveDateTime,
     new: &NewApiKey<'_>,
 ) -> Result<Option<ApiKeySummary>, RepoError> {
-    let rolled = conn.transaction(|conn| {
-        let unrevoked = api_keys::table.find(old).filter(api_keys::revoked_at.is_null());
-        let found = unrevoked.select(KeyRow::as_select()).first(conn).optional()?.ok_or(RollEnd::NoSuchKey)?;
-        if found.expires_at.is_none_or(|at| at > until) {
-            diesel::update(unrevoked).set(api_keys::expires_at.eq(until)).execute(conn)?;
+    let rolled = conn.write_transaction(|conn| {
+        // A key is rolled once: only a key neither revoked nor rolled gets an expiry, and only then
+        // is the new key stored, so of two rolls that race, one makes a key.
+        let rollable =
+            api_keys::table.find(old).filter(api_keys::revoked_at.is_null()).filter(api_keys::expires_at.is_null());
+        if diesel::update(rollable).set(api_keys::expires_at.eq(until)).execute(conn)? == 0 {
+            return Err(RollEnd::NoSuchKey);
         }
         insert(conn, api_keys::table, new)?;
         Ok(api_keys::table.find(old).select(KeyRow::as_select()).first(conn)?)

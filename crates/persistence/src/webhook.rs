@@ -149,6 +149,59 @@ fn remove_endpoint(
     Ok(removed == 1)
 }
 
+/// Enables or disables the endpoint `id` (if it is `owner`'s, when given): enabling clears the
+/// reason it was disabled and changes no delivery; disabling an enabled endpoint records
+/// `disabled_reason` and cancels its pending deliveries. The endpoint as it then stands.
+fn set_endpoint_enabled(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: Option<&(String, bool)>,
+    enabled: bool,
+    disabled_reason: &str,
+    at: NaiveDateTime,
+) -> Result<Option<Endpoint>, RepoError> {
+    let mut target = diesel::update(webhook_endpoints::table)
+        .filter(webhook_endpoints::id.eq(id.to_owned()))
+        .filter(webhook_endpoints::status.ne(EndpointStatus::Removed.as_str()))
+        .into_boxed();
+    let mut found = webhook_endpoints::table
+        .filter(webhook_endpoints::id.eq(id.to_owned()))
+        .filter(webhook_endpoints::status.ne(EndpointStatus::Removed.as_str()))
+        .select(EndpointRow::as_select())
+        .into_boxed();
+    if let Some((merchant, livemode)) = owner {
+        target = target
+            .filter(webhook_endpoints::merchant_id.eq(merchant.clone()))
+            .filter(webhook_endpoints::livemode.eq(*livemode));
+        found = found
+            .filter(webhook_endpoints::merchant_id.eq(merchant.clone()))
+            .filter(webhook_endpoints::livemode.eq(*livemode));
+    }
+    if enabled {
+        target
+            .set((
+                webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()),
+                webhook_endpoints::disabled_reason.eq(None::<String>),
+                webhook_endpoints::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    } else {
+        let disabled = target
+            .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
+            .set((
+                webhook_endpoints::status.eq(EndpointStatus::Disabled.as_str()),
+                webhook_endpoints::disabled_reason.eq(disabled_reason.to_owned()),
+                webhook_endpoints::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        if disabled == 1 {
+            cancel_pending(conn, id)?;
+        }
+    }
+    let row: Option<EndpointRow> = found.first(conn).optional()?;
+    row.map(EndpointRow::into_endpoint).transpose()
+}
+
 /// Starts a new signing secret version for the endpoint `id`; the previous one also signs until
 /// `previous_until`.
 fn rotate_secret(
@@ -450,6 +503,18 @@ impl WebhookStore for WebhookRepository {
     ) -> Result<bool, StoreError> {
         let (id, owner, at) = (id.to_string(), stored_owner(owner), at.naive_utc());
         Ok(self.db.write(move |conn| remove_endpoint(conn, &id, owner.as_ref(), at))?)
+    }
+
+    fn set_endpoint_enabled(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+        enabled: bool,
+        disabled_reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let (id, owner, reason, at) = (id.to_string(), stored_owner(owner), disabled_reason.to_owned(), at.naive_utc());
+        Ok(self.db.write(move |conn| set_endpoint_enabled(conn, &id, owner.as_ref(), enabled, &reason, at))?)
     }
 
     fn rotate_secret(

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
+use domain::claim::{ClaimItem, ClaimKeys, ClaimPayload, ClaimSigner};
 use domain::dispatch::EndpointError;
 use domain::ids::{ApiKeyId, EndpointId, EventId, MerchantId};
-use domain::merchant::{Livemode, MerchantError, MerchantService, MerchantStatus};
+use domain::merchant::{ApiKeySummary, Livemode, MerchantError, MerchantService, MerchantStatus};
 use domain::ports::{StoreError, SystemClock};
 use domain::webhook::{EventType, WebhookSender};
 use persistence::RepoError;
@@ -69,7 +69,7 @@ pub struct Settings {
     /// sqlite://PATH or postgres://user@host/db [default: sqlite://data/checkout.db]
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     database_url: Option<String>,
-    /// Connections per pool [default: 10]
+    /// Connections per pool, 1-1000 [default: 10]
     #[arg(long, global = true, env = "DATABASE_POOL_SIZE", value_name = "N")]
     database_pool_size: Option<String>,
     /// Listen address, host:port [default: 127.0.0.1:4805]
@@ -84,31 +84,33 @@ pub struct Settings {
     /// Server secret, at least 32 characters (required in production; prefer the environment)
     #[arg(long, global = true, env = "CHECKOUT_TOKEN_SECRET", hide_env_values = true, value_name = "SECRET")]
     token_secret: Option<String>,
-    /// How long a checkout session lives [default: 1800]
+    /// How long a checkout session lives, 1-604800 [default: 1800]
     #[arg(long, global = true, env = "CHECKOUT_SESSION_TTL_SECONDS", value_name = "SECONDS")]
     session_ttl_seconds: Option<String>,
-    /// How long an idempotency key's first answer is replayed [default: 86400]
+    /// How long an idempotency key's first answer is replayed, 1-2592000 [default: 86400]
     #[arg(long, global = true, env = "CHECKOUT_IDEMPOTENCY_TTL_SECONDS", value_name = "SECONDS")]
     idempotency_ttl_seconds: Option<String>,
-    /// Longest wait for a held idempotency key, a lock or a pooled connection [default: 5000]
+    /// Longest wait for a held idempotency key, a lock or a pooled connection, 1-60000 [default: 5000]
     #[arg(long, global = true, env = "CHECKOUT_IDEMPOTENCY_WAIT_MS", value_name = "MS")]
     idempotency_wait_ms: Option<String>,
-    /// How often the webhook dispatcher looks for endpoints with deliveries due [default: 200]
+    /// How often the webhook dispatcher looks for endpoints with deliveries due, 10-86400000
+    /// [default: 200]
     #[arg(long, global = true, env = "CHECKOUT_WEBHOOK_POLL_MS", value_name = "MS")]
     webhook_poll_ms: Option<String>,
     /// How long one webhook delivery may take in all, 1-60 (connecting at most 5) [default: 15]
     #[arg(long, global = true, env = "CHECKOUT_WEBHOOK_TIMEOUT_SECONDS", value_name = "SECONDS")]
     webhook_timeout_seconds: Option<String>,
-    /// Declined cards after which a checkout closes for good [default: 5]
+    /// Declined cards after which a checkout closes for good, 1-100 [default: 5]
     #[arg(long, global = true, env = "CHECKOUT_PAY_ATTEMPTS_MAX", value_name = "N")]
     pay_attempts_max: Option<String>,
-    /// Longest claim lifetime accepted, exp - iat [default: 3600]
+    /// Longest claim lifetime accepted, exp - iat, 1-604800 [default: 3600]
     #[arg(long, global = true, env = "CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS", value_name = "SECONDS")]
     claim_max_lifetime_seconds: Option<String>,
-    /// Whether webhooks may reach private addresses [default: development true, production false]
+    /// Whether webhooks may reach private addresses: true or false (any case), 1 or 0 [default:
+    /// development true, production false]
     #[arg(long, global = true, env = "CHECKOUT_WEBHOOKS_ALLOW_INTERNAL", value_name = "BOOL")]
     webhooks_allow_internal: Option<String>,
-    /// How often each replica runs its background jobs [default: 15]
+    /// How often each replica runs its background jobs, 1-86400 [default: 15]
     #[arg(long, global = true, env = "CHECKOUT_SWEEP_INTERVAL_SECONDS", value_name = "SECONDS")]
     sweep_interval_seconds: Option<String>,
     /// development or production [default: development]
@@ -117,14 +119,14 @@ pub struct Settings {
     /// Development only: where generated secrets are kept [default: data/dev-secrets.json]
     #[arg(long, global = true, env = "CHECKOUT_DEV_SECRETS_FILE", value_name = "PATH")]
     dev_secrets_file: Option<String>,
-    /// HTTP worker threads [default: one per core]
+    /// HTTP worker threads, 1-1024 [default: one per core]
     #[arg(long, global = true, env = "CHECKOUT_WORKERS", value_name = "N")]
     workers: Option<String>,
     /// Requests a second per merchant and mode and replica, 0 for no limit [default: production
     /// 200, development 0]
     #[arg(long, global = true, env = "CHECKOUT_RATE_LIMIT_PER_SECOND", value_name = "N")]
     rate_limit_per_second: Option<String>,
-    /// Requests a merchant may make at once [default: twice the rate]
+    /// Requests a merchant may make at once, at least 1 while the rate is on [default: twice the rate]
     #[arg(long, global = true, env = "CHECKOUT_RATE_LIMIT_BURST", value_name = "N")]
     rate_limit_burst: Option<String>,
     /// Failed authentications a minute per client address, 0 for no limit [default: production
@@ -144,7 +146,7 @@ pub struct Settings {
     /// Proxies whose X-Forwarded-For names the client: addresses or networks, comma-separated
     #[arg(long, global = true, env = "CHECKOUT_TRUSTED_PROXIES", value_name = "LIST")]
     trusted_proxies: Option<String>,
-    /// How long SIGTERM/SIGINT waits for in-flight requests [default: 30]
+    /// How long SIGTERM/SIGINT waits for in-flight requests, 0-3600 [default: 30]
     #[arg(long, global = true, env = "CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS", value_name = "SECONDS")]
     shutdown_timeout_seconds: Option<String>,
     /// Log filter, env_logger syntax [default: info]
@@ -267,6 +269,18 @@ pub enum WebhookCommand {
         /// `we_…`
         endpoint_id: String,
     },
+    /// Enable an endpoint (one a 410 Gone disabled, say): it receives new events again.
+    /// Deliveries cancelled while it was disabled stay cancelled; resend them with `webhook resend`.
+    Enable {
+        /// `we_…`
+        endpoint_id: String,
+    },
+    /// Disable an endpoint: it receives nothing until enabled, and its pending deliveries end as
+    /// cancelled.
+    Disable {
+        /// `we_…`
+        endpoint_id: String,
+    },
     /// Make a new signing secret (printed once); the old one keeps signing for 24 hours.
     RotateSecret {
         /// `we_…`
@@ -274,9 +288,9 @@ pub enum WebhookCommand {
     },
     /// List deliveries, newest first.
     Deliveries {
-        /// `pending`, `delivered` or `failed`.
-        #[arg(long)]
-        status: Option<String>,
+        /// Only deliveries in this status.
+        #[arg(long, value_enum)]
+        status: Option<DeliveryStatus>,
         /// How many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
@@ -295,6 +309,31 @@ pub enum WebhookCommand {
         #[arg(long = "type", default_value = "order.completed", value_name = "EVENT_TYPE")]
         event_type: String,
     },
+}
+
+/// Where a webhook delivery stands, as `webhook deliveries --status` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Answered 2xx.
+    Delivered,
+    /// Out of attempts, or answered 410 Gone.
+    Failed,
+    /// Its endpoint was removed or disabled before it was delivered.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    /// As stored.
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// `merchant …`
@@ -339,7 +378,8 @@ pub enum KeyCommand {
         merchant: Option<String>,
     },
     /// Replace a key: a new one (printed once) for the same merchant and mode, while the old one
-    /// keeps working until the expiry, then answers 403.
+    /// keeps working until the expiry, then answers 403. A key is rolled once: an expiring or
+    /// expired key is refused (revoke it to end it now, or roll the key that replaced it).
     Roll {
         /// `key_…`
         key_id: String,
@@ -438,6 +478,25 @@ impl CliError {
         }
     }
 
+    /// A command that needs a subcommand got none (`checkout-server merchant`): a short usage
+    /// error naming the subcommands, rather than the whole help on one line. `args` is the
+    /// command line, program name first.
+    pub fn missing_command(args: &[String]) -> Self {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let mut path = vec!["checkout-server".to_owned()];
+        for arg in args.iter().skip(1) {
+            if let Some(sub) = command.find_subcommand(arg).cloned() {
+                path.push(arg.clone());
+                command = sub;
+            }
+        }
+        let names: Vec<&str> = command.get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name()).collect();
+        let path = path.join(" ");
+        Self::usage(format!("`{path}` needs a command: {}; `{path} --help` says what each does", names.join(", ")))
+            .with("commands", json!(names))
+    }
+
     /// The JSON printed on stderr.
     pub fn to_json(&self) -> Value {
         let mut out = self.details.clone();
@@ -487,6 +546,11 @@ impl From<MerchantError> for CliError {
                 CliError::new("not_found", not_found.to_string())
             }
             revoked @ MerchantError::KeyRevoked(_) => CliError::new("key_revoked", revoked.to_string()),
+            rolled @ MerchantError::KeyAlreadyRolled { id, expires_at, .. } => {
+                CliError::new("key_already_rolled", rolled.to_string())
+                    .with("keyId", json!(id.to_string()))
+                    .with("expiresAt", json!(domain::checkout::format_time(expires_at)))
+            }
             MerchantError::Store(error) => CliError::from(error),
         }
     }
@@ -553,19 +617,28 @@ pub fn run(command: Command, settings: &Settings) -> Result<Value, CliError> {
     }
 }
 
+/// A key as the CLI prints it: `livemode` a boolean, as the API and `webhook list` write it,
+/// with `mode` (`test`/`live`) beside it for people.
+fn key_json(key: &ApiKeySummary) -> Value {
+    let mut out = json!(key);
+    out["livemode"] = json!(key.livemode.is_live());
+    out["mode"] = json!(key.livemode);
+    out
+}
+
 fn key(command: KeyCommand, config: &Config) -> Result<Value, CliError> {
     match command {
         KeyCommand::Create { merchant, live } => {
             let merchant_id = parse_id(&merchant)?;
             let livemode = if live { Livemode::Live } else { Livemode::Test };
             let (summary, secret) = merchants(config)?.create_key(merchant_id, livemode)?;
-            let mut out = json!(summary);
+            let mut out = key_json(&summary);
             out["secret"] = json!(secret.secret().expose());
             Ok(out)
         }
         KeyCommand::List { merchant } => {
             let merchant: Option<MerchantId> = merchant.as_deref().map(parse_id).transpose()?;
-            Ok(json!(merchants(config)?.keys(merchant)?))
+            Ok(merchants(config)?.keys(merchant)?.iter().map(key_json).collect())
         }
         KeyCommand::Roll { key_id, expires_in } => {
             let id: ApiKeyId = parse_id(&key_id)?;
@@ -575,14 +648,14 @@ fn key(command: KeyCommand, config: &Config) -> Result<Value, CliError> {
                 ))
             })?;
             let rolled = merchants(config)?.roll_key(id, wait)?;
-            let mut out = json!(rolled.key);
+            let mut out = key_json(&rolled.key);
             out["secret"] = json!(rolled.secret.secret().expose());
-            out["previous"] = json!(rolled.previous);
+            out["previous"] = key_json(&rolled.previous);
             Ok(out)
         }
         KeyCommand::Revoke { key_id } => {
             let id: ApiKeyId = parse_id(&key_id)?;
-            Ok(json!(merchants(config)?.revoke_key(id)?))
+            Ok(key_json(&merchants(config)?.revoke_key(id)?))
         }
     }
 }
@@ -646,6 +719,14 @@ fn webhook(command: WebhookCommand, config: &Config) -> Result<Value, CliError> 
             webhooks.remove_endpoint(id, None).map_err(endpoint_error)?;
             Ok(json!({ "id": endpoint_id, "removed": true }))
         }
+        WebhookCommand::Enable { endpoint_id } => {
+            let id: EndpointId = parse_id(&endpoint_id)?;
+            Ok(api::endpoint_json(&webhooks.enable_endpoint(id, None).map_err(endpoint_error)?, None))
+        }
+        WebhookCommand::Disable { endpoint_id } => {
+            let id: EndpointId = parse_id(&endpoint_id)?;
+            Ok(api::endpoint_json(&webhooks.disable_endpoint(id, None).map_err(endpoint_error)?, None))
+        }
         WebhookCommand::RotateSecret { endpoint_id } => {
             let id: EndpointId = parse_id(&endpoint_id)?;
             let (endpoint, secret) = webhooks.rotate_secret(id).map_err(endpoint_error)?;
@@ -653,7 +734,9 @@ fn webhook(command: WebhookCommand, config: &Config) -> Result<Value, CliError> 
             out["previousSecretValidUntil"] = json!(endpoint.previous_until.map(domain::checkout::format_time));
             Ok(out)
         }
-        WebhookCommand::Deliveries { status, limit } => Ok(json!(webhooks.deliveries(status.as_deref(), limit)?)),
+        WebhookCommand::Deliveries { status, limit } => {
+            Ok(json!(webhooks.deliveries(status.map(DeliveryStatus::as_str), limit)?))
+        }
         WebhookCommand::Resend { event_id } => {
             let id: EventId = parse_id(&event_id)?;
             let resent = webhooks.resend(id)?;
@@ -764,11 +847,21 @@ fn issue_claim(args: IssueArgs, settings: &Settings) -> Result<String, CliError>
     if let Some(jti) = args.jti {
         payload.jti = jti;
     }
-    Ok(signer.sign(&payload))
+    let claim = signer.sign(&payload);
+    // Checked as the server checks it (its rules and lifetime), so that nothing is signed that
+    // the server would refuse.
+    let mut keys = ClaimKeys::default()
+        .with_max_lifetime(crate::config::claim_max_lifetime(|name| settings.lookup(name)).map_err(CliError::from)?);
+    keys.insert(signer.kid(), signer.verifying_key());
+    keys.verify(&claim, merchant, Utc::now()).map_err(|why| {
+        CliError::new("invalid_claim", format!("the server would refuse this claim ({}): {why}", why.reason()))
+            .with("reason", json!(why.reason()))
+    })?;
+    Ok(claim)
 }
 
 /// Columns shown first in a table, in this order; others follow alphabetically.
-const LEADING_COLUMNS: [&str; 8] = ["id", "name", "merchantId", "livemode", "status", "hint", "url", "events"];
+const LEADING_COLUMNS: [&str; 9] = ["id", "name", "merchantId", "mode", "livemode", "status", "hint", "url", "events"];
 
 /// `value` as an aligned text table: a list of objects as one row each, an object as one row per
 /// field. Empty values show as `-`.

@@ -70,6 +70,37 @@ pub struct Config {
     pub page_post_limit: (u32, u32),
     /// `CHECKOUT_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client
     pub trusted_proxies: api::ratelimit::Networks,
+    /// `LOG_FORMAT`: text (the default) or json
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `env_logger`'s text lines (the default).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json` in any case; unset is text. The error names the setting.
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim) {
+            None => Ok(LogFormat::Text),
+            Some(text) if text.eq_ignore_ascii_case("text") => Ok(LogFormat::Text),
+            Some(text) if text.eq_ignore_ascii_case("json") => Ok(LogFormat::Json),
+            Some(other) => Err(format!("LOG_FORMAT must be text or json, not {other:?}")),
+        }
+    }
+
+    /// The setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -94,18 +125,69 @@ pub const MIN_TOKEN_SECRET_LEN: usize = 32;
 /// Longest `CHECKOUT_WEBHOOK_TIMEOUT_SECONDS`: a delivery's lease (90 s) must outlast its send.
 pub const MAX_WEBHOOK_TIMEOUT_SECONDS: u64 = 60;
 
-fn number<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    default: T,
-    problems: &mut Vec<String>,
-) -> T {
-    match get(name) {
-        None => default,
-        Some(text) => text.trim().parse().unwrap_or_else(|_| {
-            problems.push(format!("{name} must be a positive whole number, not {text:?}"));
+/// Most connections per pool (`DATABASE_POOL_SIZE`): more only exhausts the database server.
+pub const MAX_POOL_SIZE: u32 = 1000;
+
+/// Most HTTP worker threads (`CHECKOUT_WORKERS`).
+pub const MAX_WORKERS: usize = 1024;
+
+/// Shortest `CHECKOUT_WEBHOOK_POLL_MS`: faster only polls the database for nothing.
+pub const MIN_WEBHOOK_POLL_MS: u64 = 10;
+
+/// The values each whole-number setting may take, by variable: `(name, min, max)`. Everything
+/// outside is refused by name, so nothing is clamped silently and no value reaches a library that
+/// would panic on it (actix's workers, r2d2's timeouts, timers that overflow).
+pub const RANGES: &[(&str, u64, u64)] = &[
+    ("DATABASE_POOL_SIZE", 1, MAX_POOL_SIZE as u64),
+    ("CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS", 1, 7 * 86_400),
+    ("CHECKOUT_SESSION_TTL_SECONDS", 1, 7 * 86_400),
+    ("CHECKOUT_IDEMPOTENCY_TTL_SECONDS", 1, 30 * 86_400),
+    ("CHECKOUT_IDEMPOTENCY_WAIT_MS", 1, 60_000),
+    ("CHECKOUT_WEBHOOK_POLL_MS", MIN_WEBHOOK_POLL_MS, 86_400_000),
+    ("CHECKOUT_WEBHOOK_TIMEOUT_SECONDS", 1, MAX_WEBHOOK_TIMEOUT_SECONDS),
+    ("CHECKOUT_PAY_ATTEMPTS_MAX", 1, 100),
+    ("CHECKOUT_SWEEP_INTERVAL_SECONDS", 1, 86_400),
+    ("CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS", 0, 3_600),
+    ("CHECKOUT_WORKERS", 1, MAX_WORKERS as u64),
+    ("CHECKOUT_RATE_LIMIT_PER_SECOND", 0, 1_000_000),
+    ("CHECKOUT_RATE_LIMIT_BURST", 0, 2_000_000),
+    ("CHECKOUT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 0, 1_000_000),
+    ("CHECKOUT_RATE_LIMIT_AUTH_FAILURES_BURST", 0, 1_000_000),
+    ("CHECKOUT_RATE_LIMIT_PAGE_POSTS_PER_MINUTE", 0, 1_000_000),
+    ("CHECKOUT_RATE_LIMIT_PAGE_POSTS_BURST", 0, 1_000_000),
+];
+
+/// A whole-number setting: its default when unset, else its value if it lies in its [`RANGES`];
+/// otherwise the problem (naming the range) is noted and the default stands in.
+fn number<T>(get: &impl Fn(&str) -> Option<String>, name: &str, default: T, problems: &mut Vec<String>) -> T
+where
+    T: std::str::FromStr + Copy,
+    u64: TryFrom<T>,
+{
+    let Some(text) = get(name) else { return default };
+    let (min, max) =
+        RANGES.iter().find(|(known, ..)| *known == name).map_or((0, u64::MAX), |&(_, min, max)| (min, max));
+    match text.trim().parse::<T>() {
+        Ok(value) if u64::try_from(value).is_ok_and(|v| (min..=max).contains(&v)) => value,
+        _ => {
+            problems.push(format!("{name} must be a whole number from {min} to {max}, not {text:?}"));
             default
-        }),
+        }
+    }
+}
+
+/// A yes/no setting: `true`/`false` in any case, or `1`/`0`; `default` when unset.
+fn boolean(get: &impl Fn(&str) -> Option<String>, name: &str, default: bool, problems: &mut Vec<String>) -> bool {
+    match get(name).as_deref().map(str::trim) {
+        None => default,
+        Some("1") => true,
+        Some("0") => false,
+        Some(text) if text.eq_ignore_ascii_case("true") => true,
+        Some(text) if text.eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            problems.push(format!("{name} must be true or false (any case), or 1 or 0, not {other:?}"));
+            default
+        }
     }
 }
 
@@ -123,8 +205,39 @@ fn per_minute(
     default: u32,
     problems: &mut Vec<String>,
 ) -> (u32, u32) {
-    let rate = number(get, &format!("CHECKOUT_RATE_LIMIT_{name}_PER_MINUTE"), default, problems);
-    (rate, number(get, &format!("CHECKOUT_RATE_LIMIT_{name}_BURST"), rate, problems))
+    let rate_name = format!("CHECKOUT_RATE_LIMIT_{name}_PER_MINUTE");
+    let rate = number(get, &rate_name, default, problems);
+    let burst_name = format!("CHECKOUT_RATE_LIMIT_{name}_BURST");
+    let burst = number(get, &burst_name, rate, problems);
+    burst_of_a_limit_that_is_on(&rate_name, rate, &burst_name, burst, problems);
+    (rate, burst)
+}
+
+/// A limit that is on lets at least one request through at once: a burst of 0 would refuse
+/// everything, so it is refused rather than quietly read as 1.
+fn burst_of_a_limit_that_is_on(rate_name: &str, rate: u32, burst_name: &str, burst: u32, problems: &mut Vec<String>) {
+    if rate > 0 && burst == 0 {
+        problems.push(format!(
+            "{burst_name} must be at least 1 while {rate_name} is on ({rate}); set {rate_name}=0 to turn the limit off"
+        ));
+    }
+}
+
+/// `CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS` alone, for `claim issue`, which signs claims without
+/// needing the rest of the configuration (production's keys, say).
+pub fn claim_max_lifetime(get: impl Fn(&str) -> Option<String>) -> Result<i64, ConfigError> {
+    let mut problems = Vec::new();
+    let max: u32 = number(
+        &get,
+        "CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS",
+        domain::claim::DEFAULT_MAX_LIFETIME_SECONDS as u32,
+        &mut problems,
+    );
+    if problems.is_empty() {
+        Ok(i64::from(max))
+    } else {
+        Err(ConfigError(problems))
+    }
 }
 
 impl Config {
@@ -167,22 +280,20 @@ impl Config {
             domain::claim::DEFAULT_MAX_LIFETIME_SECONDS as u32,
             &mut problems,
         );
-        if claim_max_lifetime == 0 {
-            problems.push("CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS must be at least 1".into());
-        }
         let claim_keys = claim_keys.with_max_lifetime(i64::from(claim_max_lifetime));
         let session_ttl: u64 = number(&get, "CHECKOUT_SESSION_TTL_SECONDS", 1800, &mut problems);
-        if session_ttl == 0 {
-            problems.push("CHECKOUT_SESSION_TTL_SECONDS must be at least 1".into());
-        }
         let idempotency_ttl: u64 = number(&get, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS", 86_400, &mut problems);
-        if idempotency_ttl == 0 {
-            problems.push("CHECKOUT_IDEMPOTENCY_TTL_SECONDS must be at least 1".into());
-        }
         // Limits are on by default in production, off in development.
         let on = |production: u32| if environment == Environment::Production { production } else { 0 };
         let rate_limit: u32 = number(&get, "CHECKOUT_RATE_LIMIT_PER_SECOND", on(DEFAULT_MERCHANT_RATE), &mut problems);
         let rate_burst: u32 = number(&get, "CHECKOUT_RATE_LIMIT_BURST", rate_limit.saturating_mul(2), &mut problems);
+        burst_of_a_limit_that_is_on(
+            "CHECKOUT_RATE_LIMIT_PER_SECOND",
+            rate_limit,
+            "CHECKOUT_RATE_LIMIT_BURST",
+            rate_burst,
+            &mut problems,
+        );
         let bind = get("CHECKOUT_BIND").unwrap_or_else(|| "127.0.0.1:4805".into());
         let bound = match bind.to_socket_addrs().map(|mut all| all.next()) {
             Ok(Some(address)) => Some(address),
@@ -220,27 +331,22 @@ impl Config {
             idempotency_ttl: Duration::from_secs(idempotency_ttl),
             rate_limit,
             rate_burst,
-            webhook_poll: Duration::from_millis(number(&get, "CHECKOUT_WEBHOOK_POLL_MS", 200, &mut problems).max(10)),
+            webhook_poll: Duration::from_millis(number(&get, "CHECKOUT_WEBHOOK_POLL_MS", 200, &mut problems)),
             webhook_timeout: Duration::from_secs(number(&get, "CHECKOUT_WEBHOOK_TIMEOUT_SECONDS", 15, &mut problems)),
             pay_attempts_max: number(&get, "CHECKOUT_PAY_ATTEMPTS_MAX", 5, &mut problems),
-            webhooks_allow_internal: match get("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL").as_deref() {
-                Some("true" | "1" | "yes") => true,
-                Some("false" | "0" | "no") => false,
-                Some(other) => {
-                    problems.push(format!("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL must be true or false, not {other:?}"));
-                    false
-                }
-                None => environment == Environment::Development,
-            },
-            shutdown_timeout: Duration::from_secs(number(&get, "CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS", 30, &mut problems)),
-            sweep_interval: Duration::from_secs(
-                number(&get, "CHECKOUT_SWEEP_INTERVAL_SECONDS", 15, &mut problems).max(1),
+            webhooks_allow_internal: boolean(
+                &get,
+                "CHECKOUT_WEBHOOKS_ALLOW_INTERNAL",
+                environment == Environment::Development,
+                &mut problems,
             ),
+            shutdown_timeout: Duration::from_secs(number(&get, "CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS", 30, &mut problems)),
+            sweep_interval: Duration::from_secs(number(&get, "CHECKOUT_SWEEP_INTERVAL_SECONDS", 15, &mut problems)),
             token_secret,
             idempotency_wait: Duration::from_millis(number(&get, "CHECKOUT_IDEMPOTENCY_WAIT_MS", 5000, &mut problems)),
             environment,
             dev_secrets_file: get("CHECKOUT_DEV_SECRETS_FILE").unwrap_or_else(|| "data/dev-secrets.json".into()),
-            workers: get("CHECKOUT_WORKERS").map(|_| number(&get, "CHECKOUT_WORKERS", 2, &mut problems)),
+            workers: get("CHECKOUT_WORKERS").map(|_| number(&get, "CHECKOUT_WORKERS", 1, &mut problems)),
             auth_failure_limit: per_minute(&get, "AUTH_FAILURES", on(DEFAULT_AUTH_FAILURES), &mut problems),
             page_post_limit: per_minute(&get, "PAGE_POSTS", on(DEFAULT_PAGE_POSTS), &mut problems),
             trusted_proxies: api::ratelimit::Networks::parse(&get("CHECKOUT_TRUSTED_PROXIES").unwrap_or_default())
@@ -248,20 +354,11 @@ impl Config {
                     problems.push(format!("CHECKOUT_TRUSTED_PROXIES: {e}"));
                     api::ratelimit::Networks::default()
                 }),
+            log_format: LogFormat::parse(get("LOG_FORMAT").as_deref()).unwrap_or_else(|why| {
+                problems.push(why);
+                LogFormat::Text
+            }),
         };
-        if config.pool_size == 0 {
-            problems.push("DATABASE_POOL_SIZE must be at least 1".into());
-        }
-        if !(1..=MAX_WEBHOOK_TIMEOUT_SECONDS).contains(&config.webhook_timeout.as_secs()) {
-            problems.push(format!(
-                "CHECKOUT_WEBHOOK_TIMEOUT_SECONDS must be between 1 and {MAX_WEBHOOK_TIMEOUT_SECONDS}, not {}",
-                config.webhook_timeout.as_secs()
-            ));
-        }
-        if !(1..=100).contains(&config.pay_attempts_max) {
-            problems
-                .push(format!("CHECKOUT_PAY_ATTEMPTS_MAX must be between 1 and 100, not {}", config.pay_attempts_max));
-        }
         if config.environment == Environment::Production {
             if config.claim_keys.is_empty() {
                 problems.push("CHECKOUT_CLAIM_KEYS is required in production (kid:publicKey pairs)".into());
@@ -333,6 +430,7 @@ impl Config {
                 "CHECKOUT_RATE_LIMIT_PAGE_POSTS_BURST": self.page_post_limit.1,
                 "CHECKOUT_TRUSTED_PROXIES": self.trusted_proxies.to_string(),
                 "CHECKOUT_SHUTDOWN_TIMEOUT_SECONDS": self.shutdown_timeout.as_secs(),
+                "LOG_FORMAT": self.log_format.as_str(),
             },
         })
     }
@@ -540,6 +638,85 @@ mod tests {
             explicit.map(|c| (c.public_url, c.public_url_follows_bind)).ok(),
             Some(("https://pay.example".into(), false))
         );
+    }
+
+    #[test]
+    fn every_whole_number_setting_is_refused_outside_its_range_by_name() {
+        for &(name, min, max) in RANGES {
+            let problems = |value: String| config(&[(name, &value)]).err().map(|e| e.0).unwrap_or_default();
+            assert_eq!(problems(min.to_string()), Vec::<String>::new(), "{name}={min}");
+            assert_eq!(problems(max.to_string()), Vec::<String>::new(), "{name}={max}");
+            let mut wrong = vec![(max + 1).to_string(), "-1".to_owned(), "lots".to_owned()];
+            wrong.extend(min.checked_sub(1).map(|below| below.to_string()));
+            for value in wrong {
+                let text = problems(value.clone()).join("\n");
+                assert!(
+                    text.contains(&format!("{name} must be a whole number from {min} to {max}")),
+                    "{name}={value}: {text}"
+                );
+            }
+        }
+        let refused = |name: &str, value: &str| config(&[(name, value)]).err().map(|e| e.0.join("\n"));
+        assert!(refused("CHECKOUT_WORKERS", "0").is_some_and(|t| t.contains("from 1")), "actix panics on 0 workers");
+        assert!(refused("CHECKOUT_WEBHOOK_POLL_MS", "0").is_some_and(|t| t.contains("from 10")), "never clamped");
+        assert!(refused("CHECKOUT_SWEEP_INTERVAL_SECONDS", "0").is_some_and(|t| t.contains("from 1")));
+        assert!(refused("DATABASE_POOL_SIZE", "100000").is_some_and(|t| t.contains("to 1000")));
+    }
+
+    #[test]
+    fn every_whole_number_setting_read_has_a_range() {
+        let read = std::sync::Mutex::new(Vec::new());
+        let _ = Config::from_lookup(|name| {
+            read.lock().map(|mut names| names.push(name.to_owned())).ok();
+            None
+        });
+        let numeric = ["_SECONDS", "_MS", "_SIZE", "_MAX", "WORKERS", "_PER_SECOND", "_PER_MINUTE", "_BURST"];
+        for name in read.into_inner().unwrap_or_default() {
+            if numeric.iter().any(|end| name.ends_with(end)) {
+                assert!(RANGES.iter().any(|(ranged, ..)| *ranged == name), "{name} has no range");
+            }
+        }
+    }
+
+    #[test]
+    fn a_burst_of_zero_is_refused_while_its_limit_is_on() {
+        let problems = |pairs: &[(&str, &str)]| config(pairs).err().map(|e| e.0.join("\n")).unwrap_or_default();
+        let on = problems(&[("CHECKOUT_RATE_LIMIT_PER_SECOND", "10"), ("CHECKOUT_RATE_LIMIT_BURST", "0")]);
+        assert!(on.contains("CHECKOUT_RATE_LIMIT_BURST must be at least 1"), "{on}");
+        let on = problems(&[
+            ("CHECKOUT_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", "5"),
+            ("CHECKOUT_RATE_LIMIT_AUTH_FAILURES_BURST", "0"),
+        ]);
+        assert!(on.contains("CHECKOUT_RATE_LIMIT_AUTH_FAILURES_BURST must be at least 1"), "{on}");
+        let off = config(&[("CHECKOUT_RATE_LIMIT_PER_SECOND", "0"), ("CHECKOUT_RATE_LIMIT_BURST", "0")]);
+        assert!(off.is_ok(), "a limit that is off needs no burst: {off:?}");
+    }
+
+    #[test]
+    fn booleans_are_true_or_false_in_any_case_or_one_or_zero() {
+        let allow = |value: &str| {
+            config(&[("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL", value)]).map(|c| c.webhooks_allow_internal).map_err(|e| e.0)
+        };
+        for yes in ["true", "TRUE", "True", "1", " true "] {
+            assert_eq!(allow(yes), Ok(true), "{yes}");
+        }
+        for no in ["false", "FALSE", "0"] {
+            assert_eq!(allow(no), Ok(false), "{no}");
+        }
+        for wrong in ["yes", "no", "on", "2"] {
+            let problems = allow(wrong).err().unwrap_or_default().join("\n");
+            assert!(problems.contains("true or false (any case), or 1 or 0"), "{wrong}: {problems}");
+        }
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json_and_shown() {
+        let format =
+            |value: &str| config(&[("LOG_FORMAT", value)]).map(|c| c.describe()["settings"]["LOG_FORMAT"].clone());
+        assert_eq!(format("JSON").ok(), Some(serde_json::json!("json")));
+        assert_eq!(config(&[]).map(|c| c.describe()["settings"]["LOG_FORMAT"].clone()).ok(), Some("text".into()));
+        let refused = format("xml").err().map(|e| e.0.join("\n")).unwrap_or_default();
+        assert!(refused.contains("LOG_FORMAT must be text or json"), "{refused}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
@@ -107,4 +107,51 @@ pub fn demo_curl(public_url: &str, secret_key: &str, claim: &str) -> String {
         "curl -i -sS -X POST {}/checkout \\\n  -H \"Authorization: Bearer {secret_key}\" \\\n  -H 'Content-Type: application/json' \\\n  -d '{body}'",
         public_url.trim_end_matches('/')
     )
+}
+
+/// How the person reading the banner runs this binary's commands: `cargo run --release --` (or
+/// `cargo run --` for a debug build) when it runs from a checkout's `target/` folder, as after
+/// `cargo run --release`; `checkout-server` when that name on the `PATH` is this binary; its own
+/// path otherwise.
+pub fn cli_command() -> String {
+    let Ok(exe) = std::env::current_exe() else { return "checkout-server".into() };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join("checkout-server")).find(|candidate| candidate.is_file())
+    });
+    command_for(&exe, on_path.as_deref())
+}
+
+/// [`cli_command`] for the binary at `exe`, with `on_path` the `checkout-server` the `PATH` finds.
+fn command_for(exe: &Path, on_path: Option<&Path>) -> String {
+    let canonical = |path: &Path| fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let profile = exe.parent().filter(|dir| dir.parent().and_then(Path::file_name) == Some("target".as_ref()));
+    match profile.and_then(Path::file_name).and_then(|name| name.to_str()) {
+        Some("release") => return "cargo run --release --".into(),
+        Some("debug") => return "cargo run --".into(),
+        _ => {}
+    }
+    if on_path.is_some_and(|found| canonical(found) == canonical(exe)) {
+        return "checkout-server".into();
+    }
+    let shown: PathBuf = canonical(exe);
+    shown.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_names_the_binary_as_it_can_be_run() {
+        let exe = Path::new("/src/checkout/target/release/checkout-server");
+        assert_eq!(command_for(exe, None), "cargo run --release --");
+        assert_eq!(command_for(Path::new("/src/checkout/target/debug/checkout-server"), None), "cargo run --");
+        let installed = Path::new("/opt/checkout/bin/checkout-server");
+        assert_eq!(command_for(installed, Some(installed)), "checkout-server");
+        assert_eq!(
+            command_for(installed, Some(Path::new("/usr/bin/checkout-server"))),
+            "/opt/checkout/bin/checkout-server"
+        );
+        assert_eq!(command_for(installed, None), "/opt/checkout/bin/checkout-server");
+    }
 }

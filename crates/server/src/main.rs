@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::Parser;
 use server::cli::{self, Cli, CliError, Command, Format, Settings};
-use server::config::Environment;
+use server::config::{ConfigError, Environment, LogFormat};
 use server::startup::Application;
 
 fn main() -> ExitCode {
@@ -17,9 +17,17 @@ fn main() -> ExitCode {
             let _ = help.print();
             return ExitCode::SUCCESS;
         }
+        Err(missing) if missing.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return fail(&CliError::missing_command(&std::env::args().collect::<Vec<_>>()))
+        }
         Err(error) => return fail(&CliError::usage(error.render().to_string())),
     };
-    init_logging(&args.settings);
+    let log_format = match LogFormat::parse(args.settings.lookup("LOG_FORMAT").as_deref()) {
+        Ok(format) => format,
+        // Refused before any command runs; the whole configuration's problems when it is read.
+        Err(why) => return fail(&args.settings.config().err().unwrap_or_else(|| ConfigError(vec![why]).into())),
+    };
+    init_logging(&args.settings, log_format);
     let outcome = match args.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&args.settings),
         command => cli::run(command, &args.settings).map(|value| print(&value, args.format)),
@@ -67,10 +75,10 @@ fn serve(settings: &Settings) -> Result<(), CliError> {
 
 /// `RUST_LOG` filters; `LOG_FORMAT=json` writes one JSON object per line with the record's fields
 /// (`request_id`, `route`, `status`, …) beside `timestamp`, `level`, `target` and `message`.
-fn init_logging(settings: &Settings) {
+fn init_logging(settings: &Settings, format: LogFormat) {
     let mut builder = env_logger::Builder::new();
     builder.parse_filters(&settings.lookup("RUST_LOG").unwrap_or_else(|| "info".into()));
-    if settings.lookup("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")) {
+    if format == LogFormat::Json {
         builder.format(|buf, record| {
             use std::io::Write;
             let mut fields = JsonFields(serde_json::Map::new());

@@ -268,6 +268,7 @@ pub fn webhook_service_with(
         WebhookSecrets::new(secret),
         config.environment == Environment::Production,
     )
+    .allowing_internal_hosts(config.webhooks_allow_internal)
 }
 
 /// The operator's merchant and key use cases over `database`.

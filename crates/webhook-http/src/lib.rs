@@ -2,12 +2,14 @@
 //! certificates compiled in, no system OpenSSL), 5 seconds to connect and 15 in all by default, no
 //! redirects, at most 64 KiB of an answer read. Unless private addresses are allowed
 //! (development), a host that resolves to a loopback, private, link-local or otherwise internal
-//! address is refused at connection time, after DNS, so a rebinding name cannot slip through.
+//! address (the domain's `network::is_internal`) is refused at connection time, after DNS, so a
+//! rebinding name cannot slip through.
 
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use domain::network::is_internal;
 use domain::webhook::WebhookSender;
 
 /// How long one delivery may take, all in, unless configured otherwise.
@@ -21,34 +23,6 @@ pub const MAX_ANSWER_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct HttpSender {
     agent: ureq::Agent,
-}
-
-/// Whether an address is one a webhook may not reach in production.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (b == 18 || b == 19))
-                || a >= 224
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
-        }
-    }
 }
 
 impl HttpSender {
@@ -130,28 +104,6 @@ impl WebhookSender for HttpSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn internal_addresses_are_recognised() {
-        for internal in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_internal(internal.parse().unwrap()), "{internal}");
-        }
-        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
-            assert!(!is_internal(public.parse().unwrap()), "{public}");
-        }
-    }
 
     #[test]
     fn a_name_that_resolves_inside_is_refused_in_production() {

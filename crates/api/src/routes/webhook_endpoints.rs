@@ -1,5 +1,6 @@
-//! `POST /webhook-endpoints`, `GET /webhook-endpoints`, `DELETE /webhook-endpoints/{id}`: a
-//! merchant's endpoints in the mode of its key. The signing secret is shown once, at creation.
+//! `POST /webhook-endpoints`, `GET /webhook-endpoints`, `DELETE /webhook-endpoints/{id}`,
+//! `POST /webhook-endpoints/{id}/enable` and `…/disable`: a merchant's endpoints in the mode of
+//! its key. The signing secret is shown once, at creation.
 
 use actix_web::{web, HttpResponse};
 use domain::checkout::format_time;
@@ -79,4 +80,48 @@ pub async fn remove(
     let owner = (merchant.0.merchant_id, merchant.0.livemode);
     web::block(move || webhooks.remove_endpoint(id, Some(owner))).await??;
     Ok(HttpResponse::Ok().json(json!({ "id": id.to_string(), "deleted": true })))
+}
+
+/// `POST /webhook-endpoints/{id}/enable`: the endpoint receives new events again (after a
+/// `410 Gone`, say); deliveries cancelled meanwhile stay cancelled.
+pub async fn enable(
+    state: web::Data<AppState>,
+    merchant: AuthenticatedMerchant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    switch(state, merchant, id, true).await
+}
+
+/// `POST /webhook-endpoints/{id}/disable`: the endpoint receives nothing until enabled; its
+/// pending deliveries end as cancelled.
+pub async fn disable(
+    state: web::Data<AppState>,
+    merchant: AuthenticatedMerchant,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    switch(state, merchant, id, false).await
+}
+
+/// Enables or disables one of the merchant's endpoints in the key's mode; answers it as it is then.
+async fn switch(
+    state: web::Data<AppState>,
+    merchant: AuthenticatedMerchant,
+    id: web::Path<String>,
+    enable: bool,
+) -> Result<HttpResponse, ApiError> {
+    let id: EndpointId = id.parse().map_err(|_| ApiError::NotFound)?;
+    let webhooks = state.webhooks.clone();
+    let owner = Some((merchant.0.merchant_id, merchant.0.livemode));
+    let endpoint =
+        web::block(
+            move || {
+                if enable {
+                    webhooks.enable_endpoint(id, owner)
+                } else {
+                    webhooks.disable_endpoint(id, owner)
+                }
+            },
+        )
+        .await??;
+    Ok(HttpResponse::Ok().json(endpoint_json(&endpoint, None)))
 }

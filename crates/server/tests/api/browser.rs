@@ -351,5 +351,14 @@ fn the_docs_page_renders_markdown_a_curl_examples_and_the_webhook_events() {
     assert!(checkout.contains("Example: A mode that is not one of the two"), "{checkout}");
     assert!(browser.text("#orderCompletedEvent").contains("\"type\": \"order.completed\""));
     assert!(browser.text("main").contains(&format!("Servers: {}, {}/api", scene.public, scene.public)));
+    // Underscores inside words are not emphasis; each 404 says what was not found.
+    assert!(checkout.contains("(CHECKOUT_RATE_LIMIT_PER_SECOND and _BURST)"), "{checkout}");
+    let removal = browser.text("#deleteWebhookEndpoint");
+    assert!(removal.contains("no such endpoint") && !removal.contains("order"), "{removal}");
+    assert!(intro.contains("checkout-server claim issue"), "how to get a real claim: {intro}");
     browser.screenshot("docs");
+
+    browser.goto(&format!("{}/api/docs", scene.public));
+    browser.wait_for("the document under /api", |b| b.text("main").contains("Webhook events"));
+    assert!(browser.text("#enableWebhookEndpoint").contains("/webhook-endpoints/{endpointId}/enable"));
 }

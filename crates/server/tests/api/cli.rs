@@ -94,6 +94,12 @@ fn cli_errors_are_json_on_stderr(backend: Backend) {
     let output = checkout_server(&db, &["merchant", "suspend", "nope"]);
     let error: Value = serde_json::from_slice(&output.stderr).unwrap();
     assert_eq!(error["error"], "invalid_id");
+    // Listing the keys of a merchant that does not exist says so, as making one does.
+    let output = checkout_server(&db, &["key", "list", "--merchant", "mer_01M891Q13DE788PCK3TYQBZJ40"]);
+    let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!((output.status.code(), error["error"].as_str()), (Some(1), Some("not_found")), "{error}");
+    let keyless = json_out(&db, &["merchant", "create", "--name", "No Keys"]);
+    assert_eq!(json_out(&db, &["key", "list", "--merchant", keyless["id"].as_str().unwrap()]), json!([]));
 }
 
 fn a_merchant_name_is_trimmed_and_refused_when_empty_long_or_unprintable(backend: Backend) {
@@ -146,6 +152,14 @@ fn a_newcomers_first_run_prints_a_request_that_works() {
     let key = lines.iter().find_map(|l| l.trim().strip_prefix("sk_test_")).map(|k| format!("sk_test_{k}"));
     let key = key.unwrap_or_else(|| panic!("no key printed: {lines:#?}"));
     let data = lines.iter().find_map(|l| l.trim().strip_prefix("-d '")).unwrap().trim_end_matches('\'');
+    // The hint for more claims runs from a checkout, where checkout-server is not on the PATH.
+    let hint = lines.iter().find_map(|l| l.strip_prefix("More claims: ")).unwrap();
+    let hint_args =
+        hint.strip_prefix("cargo run -- ").unwrap_or_else(|| panic!("not runnable from a checkout: {hint}"));
+    let hinted =
+        Command::new(BIN).args(hint_args.split_whitespace()).current_dir(db.dir()).env_clear().output().unwrap();
+    assert!(hinted.status.success(), "{hint}: {}", String::from_utf8_lossy(&hinted.stderr));
+    let hinted_claim = String::from_utf8(hinted.stdout).unwrap().trim().to_owned();
     let body: Value = serde_json::from_str(data).unwrap();
     assert!(lines.iter().any(|l| l.contains(&format!("Authorization: Bearer {key}"))));
     assert!(db.dir().join("data/checkout.db").exists(), "SQLite by default, in ./data");
@@ -158,4 +172,13 @@ fn a_newcomers_first_run_prints_a_request_that_works() {
     let created: Value = response.into_json().unwrap();
     assert!(created["checkoutUrl"].as_str().unwrap().starts_with(&format!("http://{address}/c/")));
     assert_eq!(json!(body["mode"]), json!("hosted"));
+
+    let mut another = body.clone();
+    another["checkoutClaim"] = json!(hinted_claim);
+    another["idempotencyKey"] = json!("from-the-hint");
+    let response = ureq::post(&format!("http://{address}/checkout"))
+        .set("Authorization", &format!("Bearer {key}"))
+        .send_json(another)
+        .unwrap_or_else(|e| panic!("the hinted claim is refused: {e}"));
+    assert_eq!(response.status(), 200);
 }

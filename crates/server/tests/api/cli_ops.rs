@@ -53,7 +53,13 @@ fn merchants_and_keys_are_listed_for_people_and_scripts(backend: Backend) {
     assert_eq!(keys.as_array().unwrap().len(), 2, "only this merchant's: {keys}");
     let listed_test = &keys[0];
     assert_eq!(listed_test["id"], test_key["id"]);
-    assert_eq!((listed_test["livemode"].as_str(), keys[1]["livemode"].as_str()), (Some("test"), Some("live")));
+    // `livemode` is a boolean, as the API writes it; `mode` says it in words.
+    assert_eq!((&listed_test["livemode"], &keys[1]["livemode"]), (&json!(false), &json!(true)));
+    assert_eq!((listed_test["mode"].as_str(), keys[1]["mode"].as_str()), (Some("test"), Some("live")));
+    assert_eq!(
+        (&test_key["livemode"], &live_key["livemode"], &live_key["mode"]),
+        (&json!(false), &json!(true), &json!("live"))
+    );
     assert_eq!(listed_test["hint"], test_key["hint"]);
     assert!(listed_test["createdAt"].is_string() && listed_test["revokedAt"].is_string());
     assert!(listed_test["lastUsedAt"].is_null() && listed_test["expiresAt"].is_null());
@@ -77,6 +83,10 @@ fn a_rolled_key_works_until_its_expiry_then_answers_403(backend: Backend) {
     assert!(new_key.starts_with("sk_test_"), "same mode: {rolled}");
     assert_eq!(rolled["merchantId"], merchant.id.to_string());
     assert_eq!(rolled["previous"]["id"], old_id.as_str());
+    assert_eq!(
+        (&rolled["livemode"], &rolled["previous"]["livemode"], &rolled["mode"]),
+        (&json!(false), &json!(false), &json!("test"))
+    );
     let expires: chrono::DateTime<chrono::Utc> = rolled["previous"]["expiresAt"].as_str().unwrap().parse().unwrap();
     let hour = (expires - chrono::Utc::now()).num_seconds();
     assert!((3500..=3600).contains(&hour), "the old key works for the hour: {rolled}");
@@ -85,9 +95,22 @@ fn a_rolled_key_works_until_its_expiry_then_answers_403(backend: Backend) {
     let with_new = crate::helpers::TestMerchant { key: new_key.clone(), ..merchant.clone() };
     assert_eq!(app.post_checkout(&new_key, &app.checkout_body(&with_new)).status, 200, "and so does the new one");
 
-    // Rolling again with no grace ends the old key now; an earlier expiry always wins.
-    let again = json_out(&app.test_db, &["key", "roll", &old_id, "--expires-in", "0"]);
-    assert_ne!(again["previous"]["expiresAt"], rolled["previous"]["expiresAt"]);
+    // A key is rolled once: rolling it again would mint another secret each time.
+    let keys = |app: &TestApp| json_out(&app.test_db, &["key", "list"]).as_array().unwrap().len();
+    assert_eq!(keys(&app), 2);
+    for again in ["0", "48h"] {
+        let (status, error) = error_out(&run(&app.test_db, &["key", "roll", &old_id, "--expires-in", again], &[]));
+        assert_eq!((status, error["error"].as_str()), (1, Some("key_already_rolled")), "{error}");
+        assert_eq!((&error["keyId"], &error["expiresAt"]), (&json!(old_id), &rolled["previous"]["expiresAt"]));
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(&old_id) && message.contains("expires at"), "{message}");
+        assert!(message.contains(&format!("key revoke {old_id}")) && message.contains("roll the key that replaced it"));
+    }
+    assert_eq!(keys(&app), 2, "no key was made");
+    assert_eq!(app.post_checkout(&merchant.key, &app.checkout_body(&merchant)).status, 200, "nor the expiry moved");
+
+    // Revoking ends it now.
+    json_out(&app.test_db, &["key", "revoke", &old_id]);
     let refused = app.post_checkout(&merchant.key, &app.checkout_body(&merchant));
     assert_eq!((refused.status, refused.json()["error"].as_str()), (403, Some("forbidden")), "{}", refused.text);
     let order = app.request(
@@ -98,14 +121,49 @@ fn a_rolled_key_works_until_its_expiry_then_answers_403(backend: Backend) {
     assert_eq!(order.status, 403, "on every endpoint");
     assert_eq!(app.post_checkout(&new_key, &app.checkout_body(&with_new)).status, 200);
 
-    json_out(&app.test_db, &["key", "revoke", &old_id]);
     let (status, error) = error_out(&run(&app.test_db, &["key", "roll", &old_id, "--expires-in", "1h"], &[]));
     assert_eq!((status, error["error"].as_str()), (1, Some("key_revoked")));
+
+    // The new key rolls in its turn; once expired, it is not rolled again either.
+    let new_id = rolled["id"].as_str().unwrap();
+    let next = json_out(&app.test_db, &["key", "roll", new_id, "--expires-in", "0"]);
+    assert_eq!(next["previous"]["id"], new_id);
+    let (status, error) = error_out(&run(&app.test_db, &["key", "roll", new_id, "--expires-in", "0"], &[]));
+    assert_eq!((status, error["error"].as_str()), (1, Some("key_already_rolled")), "{error}");
+    assert!(error["message"].as_str().unwrap().contains("expired at"), "{error}");
+    assert_eq!(keys(&app), 3, "one key per roll");
     let (status, error) = error_out(&run(&app.test_db, &["key", "roll", &old_id, "--expires-in", "soon"], &[]));
     assert_eq!((status, error["error"].as_str()), (2, Some("usage")));
     let (status, _) =
         error_out(&run(&app.test_db, &["key", "roll", "key_01M891Q13DE788PCK3TYQBZJ40", "--expires-in", "1h"], &[]));
     assert_eq!(status, 1);
+}
+
+fn racing_rolls_of_one_key_make_one_key(backend: Backend) {
+    let app = TestApp::spawn(backend);
+    let merchant = app.new_merchant();
+    let racers = 8;
+    let barrier = std::sync::Barrier::new(racers);
+    let rolled: Vec<bool> = std::thread::scope(|scope| {
+        let rolls: Vec<_> = (0..racers)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    app.merchants.roll_key(merchant.key_id, chrono::Duration::hours(1))
+                })
+            })
+            .collect();
+        rolls
+            .into_iter()
+            .map(|roll| match roll.join().unwrap() {
+                Ok(_) => true,
+                Err(domain::merchant::MerchantError::KeyAlreadyRolled { .. }) => false,
+                Err(other) => panic!("{other}"),
+            })
+            .collect()
+    });
+    assert_eq!(rolled.iter().filter(|made| **made).count(), 1, "one roll wins: {rolled:?}");
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM api_keys"), 2, "and makes the one new key");
 }
 
 fn last_use_is_written_in_batches_never_on_the_requests_path(backend: Backend) {
@@ -240,6 +298,7 @@ fn app_count(db: &TestDb, sql: &str) -> i64 {
 on_both_backends!(
     merchants_and_keys_are_listed_for_people_and_scripts,
     a_rolled_key_works_until_its_expiry_then_answers_403,
+    racing_rolls_of_one_key_make_one_key,
     last_use_is_written_in_batches_never_on_the_requests_path,
     the_sweep_writes_last_use_while_the_server_runs,
     webhook_test_sends_a_signed_sample_that_both_snippets_verify,
@@ -328,6 +387,7 @@ fn head_answers_wherever_get_does() {
         ("/openapi.yaml", false),
         ("/api/openapi.json", false),
         ("/docs", false),
+        ("/api/docs", false),
         ("/assets/checkout.css", false),
         ("/assets/checkout.js", false),
         ("/assets/docs.js", false),
@@ -350,4 +410,38 @@ fn head_answers_wherever_get_does() {
     assert_eq!(refused.status, 401, "HEAD is authenticated as GET is");
     let wrong = app.request("PUT", &order_path, &[("Authorization", auth.as_str())]);
     assert_eq!((wrong.status, wrong.header("allow")), (405, Some("GET, HEAD")));
+}
+
+#[test]
+fn claim_issue_refuses_what_the_server_would_refuse() {
+    let db = TestDb::new(Backend::Sqlite);
+    let merchant = "mer_01M891Q13DE788PCK3TYQBZJ40";
+    let issue = |extra: &[&str], vars: &[(&str, &str)]| {
+        let args = [&["claim", "issue", "--merchant", merchant][..], extra].concat();
+        run(&db, &args, vars)
+    };
+    let item = "sku=A,name=A,quantity=1,unitAmount=100";
+    for (extra, reason, says) in [
+        (
+            &["--item", "sku=A,name=A,quantity=0,unitAmount=100"][..],
+            "claim_invalid_items",
+            "\"quantity\" must be at least 1",
+        ),
+        (&["--item", item, "--currency", "xyz"][..], "claim_invalid_items", "\"xyz\" is not an ISO 4217 currency code"),
+        (&["--item", item, "--ttl-seconds", "7200"][..], "claim_lifetime_too_long", "at most 3600 seconds"),
+        (&["--item", item, "--ttl-seconds", "0"][..], "claim_invalid_payload", "\"exp\" is not after \"iat\""),
+    ] {
+        let output = issue(extra, &[]);
+        assert!(output.stdout.is_empty(), "nothing is signed: {extra:?}");
+        let (status, error) = error_out(&output);
+        assert_eq!(
+            (status, error["error"].as_str(), error["reason"].as_str()),
+            (1, Some("invalid_claim"), Some(reason))
+        );
+        assert!(error["message"].as_str().unwrap().contains(says), "{error}");
+    }
+    let longer = issue(&["--item", item, "--ttl-seconds", "7200"], &[("CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS", "7200")]);
+    assert!(longer.status.success(), "the server's own limit counts: {}", String::from_utf8_lossy(&longer.stderr));
+    let (status, error) = error_out(&issue(&["--item", item], &[("CHECKOUT_CLAIM_MAX_LIFETIME_SECONDS", "0")]));
+    assert_eq!((status, error["error"].as_str()), (2, Some("configuration")));
 }

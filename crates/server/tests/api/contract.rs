@@ -216,3 +216,69 @@ fn the_new_refusals_are_documented() {
     let webhooks = document["paths"]["/webhook-endpoints"]["post"]["responses"]["400"]["description"].as_str();
     assert!(webhooks.unwrap().contains("2,048"));
 }
+
+#[test]
+fn every_404_names_what_was_not_found_and_the_examples_say_how_to_get_a_real_claim() {
+    let app = TestApp::spawn(Backend::Sqlite);
+    let document = app.request("GET", "/api/openapi.json", &[]).json();
+    for (name, operation) in operations(&document) {
+        let Some(not_found) = operation["responses"].get("404") else { continue };
+        let description = resolve(&document, not_found)["description"].as_str().unwrap();
+        if name.contains("/webhook-endpoints") {
+            assert!(description.contains("endpoint") && !description.contains("order"), "{name}: {description}");
+        } else {
+            assert!(!description.contains("endpoint"), "{name}: {description}");
+        }
+    }
+    let intro = document["info"]["description"].as_str().unwrap();
+    assert!(intro.contains("placeholder") && intro.contains("checkout-server claim issue"), "{intro}");
+}
+
+/// What `assets/docs.js` makes of `markdown` as the description of a document, as HTML (run in
+/// Node over a small stand-in for the DOM).
+fn rendered_markdown(markdown: &str) -> String {
+    let script = format!(
+        r#"
+        function node(tag) {{
+          return {{ tag: tag, children: [], setAttribute: function () {{}},
+            append: function () {{ this.children.push.apply(this.children, arguments); }},
+            get lastChild() {{ return this.children[this.children.length - 1]; }} }};
+        }}
+        var root = node("main");
+        global.document = {{ getElementById: function () {{ return root; }}, createElement: node }};
+        var spec = {{ info: {{ title: "T", version: "1", description: {markdown} }}, paths: {{}} }};
+        global.fetch = function () {{ return Promise.resolve({{ json: function () {{ return spec; }} }}); }};
+        function html(n) {{
+          return typeof n === "string" ? n : "<" + n.tag + ">" + n.children.map(html).join("") + "</" + n.tag + ">";
+        }}
+        require({script:?});
+        setTimeout(function () {{ console.log(html(root.children[1])); }}, 50);
+        "#,
+        markdown = Value::from(markdown),
+        script = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/assets/docs.js"),
+    );
+    let node = std::process::Command::new("node").args(["-e", &script]).output().expect("node is on the machine");
+    assert!(node.status.success(), "{}", String::from_utf8_lossy(&node.stderr));
+    String::from_utf8(node.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn the_docs_markdown_leaves_code_spans_and_underscores_inside_words_alone() {
+    let cases = [
+        (
+            "over its rate (CHECKOUT_RATE_LIMIT_PER_SECOND and _BURST)",
+            "<p>over its rate (CHECKOUT_RATE_LIMIT_PER_SECOND and _BURST)</p>",
+        ),
+        ("_stressed_ but snake_case_name", "<p><em>stressed</em> but snake_case_name</p>"),
+        ("x_y `a_b *c*` z_", "<p>x_y <code>a_b *c*</code> z_</p>"),
+        ("_around `code_x` here_", "<p><em>around <code>code_x</code> here</em></p>"),
+        (
+            "`**not strong**` and **strong** and *it*",
+            "<p><code>**not strong**</code> and <strong>strong</strong> and <em>it</em></p>",
+        ),
+        ("[a `b_c` link](https://x.example) [bad](javascript:alert(1))", "<p><a>a <code>b_c</code> link</a> bad)</p>"),
+    ];
+    for (markdown, html) in cases {
+        assert_eq!(rendered_markdown(markdown), format!("<div>{html}</div>"), "{markdown}");
+    }
+}

@@ -67,7 +67,14 @@ pub fn start_development(dir: &Path, vars: &[(&str, &str)]) -> (Killed, Vec<Stri
             let _ = sender.send(line);
         }
     });
-    let banner = receiver.iter().take_while(|line| !line.starts_with("More claims")).collect();
+    let mut banner = Vec::new();
+    for line in receiver.iter() {
+        let last = line.starts_with("More claims");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
     (child, banner)
 }
 
@@ -140,6 +147,63 @@ fn a_wrong_setting_is_one_line_naming_it_and_nothing_is_created() {
     let output = checkout_server(dir.path(), &["merchant", "list", "--no-such-flag"], &[]);
     let (status, error) = failure(&output);
     assert_eq!((status, error["error"].as_str()), (2, Some("usage")));
+}
+
+#[test]
+fn settings_out_of_range_are_refused_by_name_before_anything_is_made() {
+    let dir = tempdir();
+    let cases = [
+        ("CHECKOUT_WORKERS", "0", "CHECKOUT_WORKERS must be a whole number from 1 to 1024"),
+        ("CHECKOUT_SWEEP_INTERVAL_SECONDS", "0", "CHECKOUT_SWEEP_INTERVAL_SECONDS must be a whole number from 1 to"),
+        ("CHECKOUT_WEBHOOK_POLL_MS", "0", "CHECKOUT_WEBHOOK_POLL_MS must be a whole number from 10 to"),
+        ("CHECKOUT_IDEMPOTENCY_WAIT_MS", "0", "CHECKOUT_IDEMPOTENCY_WAIT_MS must be a whole number from 1 to"),
+        ("DATABASE_POOL_SIZE", "100000", "DATABASE_POOL_SIZE must be a whole number from 1 to 1000"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be text or json"),
+        ("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL", "yes", "true or false (any case), or 1 or 0"),
+        ("CHECKOUT_RATE_LIMIT_BURST", "0", "CHECKOUT_RATE_LIMIT_BURST must be at least 1"),
+    ];
+    for (name, value, why) in cases {
+        // The merchant limit is on, so that a burst of 0 would refuse every request.
+        let vars = [(name, value), ("CHECKOUT_BIND", "127.0.0.1:0"), ("CHECKOUT_RATE_LIMIT_PER_SECOND", "5")];
+        for args in [&["config", "check"][..], &[][..], &["migrate"][..]] {
+            let (status, error) = failure(&checkout_server(dir.path(), args, &vars));
+            assert_eq!((status, error["error"].as_str()), (2, Some("configuration")), "{name}={value} {args:?}");
+            assert!(error["message"].as_str().unwrap().contains(why), "{name}={value} {args:?}: {error}");
+            assert!(!dir.path().join("data").exists(), "{name}={value} {args:?}: nothing is made");
+        }
+    }
+    let (status, error) = failure(&checkout_server(dir.path(), &["claim", "keygen"], &[("LOG_FORMAT", "xml")]));
+    assert_eq!((status, error["error"].as_str()), (2, Some("configuration")), "every command reads LOG_FORMAT");
+
+    let vars = [("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL", "TRUE"), ("LOG_FORMAT", "JSON")];
+    let checked = checkout_server(dir.path(), &["config", "check"], &vars);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let checked: Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(checked["settings"]["CHECKOUT_WEBHOOKS_ALLOW_INTERNAL"], true);
+    assert_eq!(checked["settings"]["LOG_FORMAT"], "json");
+}
+
+#[test]
+fn a_command_without_its_subcommand_is_one_line_naming_them() {
+    let dir = tempdir();
+    for (args, commands) in [
+        (&["config"][..], &["check"][..]),
+        (&["merchant"][..], &["create", "list", "suspend", "activate"][..]),
+        (&["--format", "table", "key"][..], &["create", "list", "roll", "revoke"][..]),
+        (
+            &["webhook"][..],
+            &["add", "list", "remove", "enable", "disable", "rotate-secret", "deliveries", "resend", "test"][..],
+        ),
+    ] {
+        let (status, error) = failure(&checkout_server(dir.path(), args, &[]));
+        assert_eq!((status, error["error"].as_str()), (2, Some("usage")), "{args:?}");
+        assert_eq!(error["commands"], serde_json::json!(commands), "{args:?}");
+        let message = error["message"].as_str().unwrap();
+        let command = format!("checkout-server {}", args.last().unwrap());
+        assert!(message.starts_with(&format!("`{command}` needs a command: {}", commands.join(", "))), "{message}");
+        assert!(message.len() < 200 && !message.contains("Usage:"), "a short line, not the help: {message}");
+    }
+    assert!(!dir.path().join("data").exists());
 }
 
 #[test]

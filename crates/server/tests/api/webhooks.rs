@@ -312,6 +312,188 @@ fn during_a_rotation_both_secrets_sign(backend: Backend) {
     assert_eq!(after.header("x-fanfare-signature"), signature(&new, timestamp, &after.body));
 }
 
+fn an_endpoint_disabled_by_gone_is_enabled_again_and_receives_new_events(backend: Backend) {
+    let app = TestApp::spawn_with(backend, MANUAL);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    let (endpoint, _) = register(&app, &merchant, &receiver.url, &["order.created"]);
+    receiver.answer_with(&[410]);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    assert_eq!(app.deliver_webhooks(), 1, "410 Gone disables it");
+    let statuses = |app: &TestApp| -> Vec<String> {
+        let mut all: Vec<String> =
+            app.jobs.webhooks().deliveries(None, 100).unwrap().into_iter().map(|d| d.status).collect();
+        all.sort();
+        all
+    };
+    assert_eq!(statuses(&app), ["cancelled", "failed"]);
+    let post = |key: &str, path: String| app.send("POST", &path, Some(key), None, &[]);
+
+    // Only its merchant, in its mode, may switch it.
+    let stranger = app.new_merchant();
+    let live = app.new_key(&merchant, Livemode::Live);
+    for key in [&stranger.key, &live.key] {
+        let refused = post(key, format!("/webhook-endpoints/{endpoint}/enable"));
+        assert_eq!((refused.status, refused.json()["error"].as_str()), (404, Some("not_found")), "{}", refused.text);
+    }
+    for unknown in ["we_01M891Q31ZEN69RTCHWETWGCCF", "nope"] {
+        assert_eq!(post(&merchant.key, format!("/webhook-endpoints/{unknown}/enable")).status, 404);
+    }
+    let wrong_method = app.request("GET", &format!("/webhook-endpoints/{endpoint}/enable"), &[]);
+    assert_eq!((wrong_method.status, wrong_method.header("allow")), (405, Some("POST")));
+
+    let enabled = post(&merchant.key, format!("/api/webhook-endpoints/{endpoint}/enable"));
+    assert_eq!(enabled.status, 200, "{}", enabled.text);
+    let enabled = enabled.json();
+    assert_eq!((enabled["id"].as_str(), enabled["status"].as_str()), (Some(endpoint.as_str()), Some("enabled")));
+    assert!(enabled.get("disabledReason").is_none() && enabled.get("secret").is_none(), "{enabled}");
+    assert_eq!(app.deliver_webhooks(), 0, "what was cancelled while it was disabled stays cancelled");
+    assert_eq!(statuses(&app), ["cancelled", "failed"]);
+
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    assert_eq!(app.deliver_webhooks(), 1, "a new event is delivered");
+    assert_eq!(statuses(&app), ["cancelled", "delivered", "failed"]);
+    let cancelled = app.jobs.webhooks().deliveries(Some("cancelled"), 10).unwrap();
+    assert_eq!(app.jobs.webhooks().resend(cancelled[0].event_id.parse().unwrap()).unwrap(), 1);
+    assert_eq!(app.deliver_webhooks(), 1, "and a cancelled one once resent");
+    assert_eq!(receiver.received().len(), 3);
+
+    // Disabling cancels what waits, and nothing more is sent until it is enabled.
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let disabled = post(&merchant.key, format!("/webhook-endpoints/{endpoint}/disable"));
+    assert_eq!(disabled.status, 200, "{}", disabled.text);
+    let disabled = disabled.json();
+    assert_eq!(
+        (disabled["status"].as_str(), disabled["disabledReason"].as_str()),
+        (Some("disabled"), Some("disabled by the merchant"))
+    );
+    assert_eq!(app.pending_webhooks(), 0, "its pending delivery was cancelled");
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    assert_eq!(app.deliver_webhooks(), 0);
+    assert_eq!(receiver.received().len(), 3, "nothing reached it while disabled");
+    let listed = app.request("GET", "/webhook-endpoints", &[("Authorization", &format!("Bearer {}", merchant.key))]);
+    assert_eq!(listed.json()["data"][0]["status"], "disabled");
+
+    // The operator's CLI does the same for any merchant's endpoint.
+    let enabled = cli(&app, &["webhook", "enable", &endpoint], &[]);
+    assert!(enabled.status.success(), "{}", String::from_utf8_lossy(&enabled.stderr));
+    let enabled: Value = serde_json::from_slice(&enabled.stdout).unwrap();
+    assert_eq!(enabled["status"], "enabled");
+    let disabled = cli(&app, &["webhook", "disable", &endpoint], &[]);
+    let disabled: Value = serde_json::from_slice(&disabled.stdout).unwrap();
+    assert_eq!(
+        (disabled["status"].as_str(), disabled["disabledReason"].as_str()),
+        (Some("disabled"), Some("disabled by the operator"))
+    );
+    let unknown = cli(&app, &["webhook", "enable", "we_01M891Q31ZEN69RTCHWETWGCCF"], &[]);
+    let error: Value = serde_json::from_slice(&unknown.stderr).unwrap();
+    assert_eq!((unknown.status.code(), error["error"].as_str()), (Some(1), Some("not_found")));
+}
+
+fn deliveries_are_listed_by_a_known_status_only(backend: Backend) {
+    let app = TestApp::spawn_with(backend, MANUAL);
+    let merchant = app.new_merchant();
+    let receiver = Receiver::start();
+    let (endpoint, _) = register(&app, &merchant, &receiver.url, &["order.created"]);
+    app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    let auth = format!("Bearer {}", merchant.key);
+    assert_eq!(
+        app.request("DELETE", &format!("/webhook-endpoints/{endpoint}"), &[("Authorization", &auth)]).status,
+        200
+    );
+
+    let listed = |status: &str| -> Value {
+        let output = cli(&app, &["webhook", "deliveries", "--status", status], &[]);
+        assert!(output.status.success(), "{status}: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let cancelled = listed("cancelled");
+    assert_eq!(cancelled.as_array().map(Vec::len), Some(1), "{cancelled}");
+    assert_eq!(
+        (cancelled[0]["endpointId"].as_str(), cancelled[0]["status"].as_str()),
+        (Some(endpoint.as_str()), Some("cancelled"))
+    );
+    assert_eq!(listed("pending"), json!([]));
+
+    let typo = cli(&app, &["webhook", "deliveries", "--status", "faild"], &[]);
+    let error: Value = serde_json::from_slice(&typo.stderr).unwrap();
+    assert_eq!((typo.status.code(), error["error"].as_str()), (Some(2), Some("usage")), "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("pending, delivered, failed, cancelled"), "{message}");
+    let help = cli(&app, &["webhook", "deliveries", "--help"], &[]);
+    let help = String::from_utf8(help.stdout).unwrap();
+    for status in ["pending", "delivered", "failed", "cancelled"] {
+        assert!(help.contains(&format!("- {status}:")), "{status} is not in --help:\n{help}");
+    }
+}
+
+/// URLs whose host is this machine or its network, as written: no delivery to them could leave.
+const INTERNAL_URLS: [&str; 7] = [
+    "https://127.0.0.1:4991/x",
+    "https://localhost/x",
+    "https://[::1]/x",
+    "https://10.0.0.5/x",
+    "https://169.254.169.254/latest/meta-data",
+    "https://0x7f000001/x",
+    "https://hooks.localhost/x",
+];
+
+fn endpoints_naming_internal_hosts_are_refused_when_they_are_registered(backend: Backend) {
+    let app = TestApp::spawn_on(
+        crate::helpers::TestDb::new(backend),
+        domain::claim::ClaimSigner::generate(),
+        &[("CHECKOUT_ENV", "production"), ("CHECKOUT_PUBLIC_URL", "https://checkout.test")],
+    );
+    let merchant = app.new_merchant();
+    for url in INTERNAL_URLS {
+        let refused = app.post_raw("/webhook-endpoints", Some(&merchant.key), &json!({ "url": url }).to_string());
+        assert_eq!((refused.status, refused.json()["error"].as_str()), (400, Some("invalid_request")), "{url}");
+        let message = refused.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("internal address") && message.contains("public addresses only"), "{message}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM webhook_endpoints"), 0, "nothing refused was stored");
+    let public = app.post_raw("/webhook-endpoints", Some(&merchant.key), r#"{"url": "https://shop.example/hooks"}"#);
+    assert_eq!(public.status, 201, "a public name is checked when it is sent to: {}", public.text);
+
+    // The operator's CLI applies the same rule, and so does development with internal hosts off.
+    let signer = domain::claim::ClaimSigner::generate();
+    let claim_keys = format!("{}:{}", signer.kid(), signer.public_key());
+    let production = [
+        ("CHECKOUT_ENV", "production"),
+        ("CHECKOUT_PUBLIC_URL", "https://checkout.test"),
+        ("CHECKOUT_CLAIM_KEYS", claim_keys.as_str()),
+    ];
+    let merchant_id = merchant.id.to_string();
+    for vars in [&production[..], &[("CHECKOUT_WEBHOOKS_ALLOW_INTERNAL", "false")][..]] {
+        for url in INTERNAL_URLS {
+            let output = cli(&app, &["webhook", "add", "--merchant", &merchant_id, "--url", url], vars);
+            assert_eq!(output.status.code(), Some(1), "{url} {vars:?}");
+            let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+            assert_eq!(error["error"], "invalid_endpoint", "{url}: {error}");
+            assert!(error["message"].as_str().unwrap().contains("internal address"), "{error}");
+        }
+    }
+    let allowed = cli(&app, &["webhook", "add", "--merchant", &merchant_id, "--url", "http://127.0.0.1:9/h"], &[]);
+    assert!(allowed.status.success(), "development allows them: {}", String::from_utf8_lossy(&allowed.stderr));
+}
+
+/// The operator CLI on `app`'s database, with the test server's secret and `vars`.
+fn cli(app: &TestApp, args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_checkout-server"));
+    command
+        .args(args)
+        .current_dir(app.test_db.dir())
+        .env_clear()
+        .env("DATABASE_URL", &app.test_db.url)
+        .env("CHECKOUT_TOKEN_SECRET", crate::helpers::TOKEN_SECRET)
+        .env("RUST_LOG", "error");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
 on_both_backends!(
     during_a_rotation_both_secrets_sign,
     every_event_arrives_signed_in_order_with_the_order_as_the_api_shows_it,
@@ -322,6 +504,9 @@ on_both_backends!(
     after_the_last_attempt_a_delivery_has_failed_and_can_be_resent,
     gone_disables_the_endpoint,
     two_dispatchers_never_send_one_delivery_at_the_same_time,
+    endpoints_naming_internal_hosts_are_refused_when_they_are_registered,
+    an_endpoint_disabled_by_gone_is_enabled_again_and_receives_new_events,
+    deliveries_are_listed_by_a_known_status_only,
 );
 
 #[test]
