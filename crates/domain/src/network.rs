@@ -9,8 +9,9 @@ use std::net::IpAddr;
 
 /// Whether an address is one a webhook may not reach when internal addresses are not allowed:
 /// loopback, private (RFC 1918, unique local), link-local, unspecified, broadcast, documentation,
-/// shared (carrier-grade NAT), benchmarking, multicast and reserved ranges, and IPv4-mapped IPv6
-/// forms of them.
+/// shared (carrier-grade NAT), benchmarking, IETF protocol (192.0.0.0/24), multicast and reserved
+/// ranges; site-local and Teredo IPv6; and IPv6 forms that carry one of these IPv4 addresses
+/// (IPv4-mapped, IPv4-compatible, NAT64, 6to4).
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -23,17 +24,32 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
                 || (a == 198 && (b == 18 || b == 19))
                 || a >= 224
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let first = segments[0];
+            // An IPv4 address carried inside an IPv6 one reaches that IPv4 address: NAT64
+            // (64:ff9b::/96), 6to4 (2002::/16) and the deprecated IPv4-compatible form (::a.b.c.d).
+            let embedded = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                is_internal(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
+            };
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
                 || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && embedded(segments[6], segments[7]))
+                || (first == 0x2002 && embedded(segments[1], segments[2]))
+                || (segments[..6] == [0; 6] && embedded(segments[6], segments[7]))
+                // Teredo tunnels reach an address hidden in the rest: none of the merchants' own.
+                || (first == 0x2001 && segments[1] == 0)
         }
     }
 }
@@ -72,10 +88,16 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::",
+            "::127.0.0.1",
+            "fec0::1",
+            "192.0.0.1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(is_internal(internal.parse().unwrap()), "{internal}");
         }
-        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "64:ff9b::5db8:d822", "2002:5db8:d822::"] {
             assert!(!is_internal(public.parse().unwrap()), "{public}");
         }
     }
