@@ -28,16 +28,20 @@ async fn read_bytes(mut payload: web::Payload) -> Result<web::BytesMut, ApiError
     Ok(bytes)
 }
 
-/// Reads the body and parses it as JSON. An empty body is `None`, which validation reports as a
-/// missing object.
-pub async fn read_json(payload: web::Payload) -> Result<Option<Value>, ApiError> {
+/// Reads a body outside the checkout contract (whose 400s are Valibot issues) and parses it as
+/// JSON; a body that is empty or not JSON is `400 invalid_request`, saying what was expected.
+pub async fn read_json(payload: web::Payload, expected: &str) -> Result<Value, ApiError> {
     let bytes = read_bytes(payload).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Err(ApiError::InvalidRequest(format!("the body is empty; expected {expected}")));
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| ApiError::Validation(vec![Issue::malformed_json(&e.to_string())]))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::InvalidRequest(format!(
+            "the body is not JSON (line {}, column {}); expected {expected}",
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 /// Reads a body of the checkout contract as the original service did: decoded as UTF-8 the way

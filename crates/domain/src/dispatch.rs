@@ -194,10 +194,14 @@ impl WebhookService {
                 return Err(EndpointError::InternalHost(host));
             }
         }
+        // `*` (as endpoints are listed when they receive everything) means every event type.
+        let everything = types.iter().any(|t| t == "*");
         let types = types
             .iter()
+            .filter(|t| t.as_str() != "*")
             .map(|t| EventType::parse(t).ok_or_else(|| EndpointError::EventType(t.clone())))
             .collect::<Result<Vec<_>, _>>()?;
+        let types = if everything { Vec::new() } else { types };
         let now = self.clock.now();
         let endpoint = Endpoint {
             id: EndpointId::new(),

@@ -7,7 +7,6 @@ use domain::checkout::format_time;
 use domain::ids::EndpointId;
 use domain::secret::Secret;
 use domain::webhook::Endpoint;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::AuthenticatedMerchant;
@@ -35,11 +34,24 @@ pub fn endpoint_json(endpoint: &Endpoint, secret: Option<&Secret>) -> Value {
     body
 }
 
-#[derive(Deserialize)]
-struct NewEndpoint {
-    url: String,
-    #[serde(default)]
-    events: Vec<String>,
+/// What `POST /webhook-endpoints` takes.
+const NEW_ENDPOINT: &str = "{\"url\": string, \"events\"?: [string]}";
+
+/// The endpoint asked for: its URL and event types (none: all).
+fn new_endpoint(body: &Value) -> Result<(String, Vec<String>), ApiError> {
+    let refused = |what: &str| ApiError::InvalidRequest(format!("{what}; expected {NEW_ENDPOINT}"));
+    let object = body.as_object().ok_or_else(|| refused("the body is not a JSON object"))?;
+    let url = object.get("url").and_then(Value::as_str).ok_or_else(|| refused("\"url\" must be a string"))?;
+    let events = match object.get("events") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(events)) => events
+            .iter()
+            .map(|e| e.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| refused("\"events\" must be a list of strings"))?,
+        Some(_) => return Err(refused("\"events\" must be a list of strings")),
+    };
+    Ok((url.to_owned(), events))
 }
 
 /// `POST /webhook-endpoints` `{"url": "https://…", "events": ["order.completed", …]}` (events
@@ -49,14 +61,11 @@ pub async fn create(
     merchant: AuthenticatedMerchant,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(payload).await?.unwrap_or(Value::Null);
-    let request: NewEndpoint = serde_json::from_value(body)
-        .map_err(|e| ApiError::InvalidRequest(format!("expected {{\"url\": string, \"events\"?: [string]}}: {e}")))?;
+    let (url, events) = new_endpoint(&read_json(payload, NEW_ENDPOINT).await?)?;
     let webhooks = state.webhooks.clone();
     let caller = merchant.0;
     let (endpoint, secret) =
-        web::block(move || webhooks.add_endpoint(caller.merchant_id, caller.livemode, &request.url, &request.events))
-            .await??;
+        web::block(move || webhooks.add_endpoint(caller.merchant_id, caller.livemode, &url, &events)).await??;
     Ok(HttpResponse::Created().json(endpoint_json(&endpoint, Some(&secret))))
 }
 

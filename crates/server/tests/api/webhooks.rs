@@ -546,6 +546,27 @@ fn endpoints_are_validated_listed_and_removed() {
         app.post_raw("/webhook-endpoints", key, r#"{"url": "https://shop.example/h", "events": ["order.eaten"]}"#);
     assert_eq!(bad_event.status, 400);
     assert_eq!(app.post_raw("/webhook-endpoints", None, r#"{"url": "https://shop.example/h"}"#).status, 401);
+    // Bodies that are not what the endpoint takes: invalid_request, saying what it takes, in
+    // the service's words (never a type name of its own).
+    for odd in
+        ["", "not json", "{\"url\": ", "[]", "{\"url\": 5}", "{\"url\": \"https://shop.example/h\", \"events\": \"*\"}"]
+    {
+        let refused = app.post_raw("/webhook-endpoints", key, odd);
+        let body = refused.json();
+        assert_eq!(
+            (refused.status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{odd:?}: {}",
+            refused.text
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("\"url\": string") && !message.contains("struct"), "{odd:?}: {message}");
+    }
+    let everything = app.post_raw("/webhook-endpoints", key, r#"{"url": "https://shop.example/all", "events": ["*"]}"#);
+    assert_eq!((everything.status, everything.json()["events"].clone()), (201, json!(["*"])), "{}", everything.text);
+    let auth = format!("Bearer {}", merchant.key);
+    let all_id = everything.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.request("DELETE", &format!("/webhook-endpoints/{all_id}"), &[("Authorization", &auth)]).status, 200);
     let (id, secret) = register(&app, &merchant, "https://shop.example/h", &["order.completed"]);
     assert!(secret.starts_with("whsec_"));
     let auth = format!("Bearer {}", merchant.key);
