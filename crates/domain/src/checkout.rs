@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
+use chrono::{Duration, DurationRound, SecondsFormat};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
@@ -17,6 +17,7 @@ use crate::ports::MerchantStore;
 use crate::ports::{CheckoutStore, Clock, IdempotencyScope, NewCheckout, Redemption, StoreError};
 use crate::secret::{base62, ApiKeySecret, Secret, SecretHash};
 use crate::session::OrderView;
+use crate::time::format_time;
 use crate::webhook::{EventType, NewEvent};
 
 /// The longest return or webhook endpoint URL accepted, in UTF-16 code units (as JavaScript and
@@ -427,39 +428,19 @@ impl Authenticator {
     }
 }
 
-/// Serialises a time as [`format_time`] writes it (for `#[serde(serialize_with)]`).
-pub fn serialize_time<S: serde::Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&format_time(*time))
-}
-
-/// Serialises an optional time as [`format_time`] writes it, or `null`.
-pub fn serialize_optional_time<S: serde::Serializer>(
-    time: &Option<DateTime<Utc>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match time {
-        Some(time) => serializer.serialize_str(&format_time(*time)),
-        None => serializer.serialize_none(),
-    }
-}
-
-/// RFC 3339 UTC with milliseconds: `2026-11-25T10:30:00.000Z`.
-pub fn format_time(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
-    use chrono::TimeZone;
+    use chrono::{DateTime, TimeZone, Utc};
 
     use super::*;
     use crate::claim::{ClaimItem, ClaimPayload, ClaimSigner};
     use crate::idempotency::IdempotencyRecord;
     use crate::ids::{ApiKeyId, MerchantId};
-    use crate::merchant::{ApiKeyRecord, Livemode, MerchantStatus};
+    use crate::livemode::Livemode;
+    use crate::merchant::{ApiKeyRecord, MerchantStatus};
     use crate::ports::KeyLookup;
 
     /// An in-memory store that keeps records by idempotency key.

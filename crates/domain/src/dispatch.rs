@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::checkout::ReturnUrl;
 use crate::ids::{EndpointId, EventId, MerchantId};
-use crate::merchant::Livemode;
+use crate::livemode::Livemode;
 use crate::ports::{Clock, StoreError};
 use crate::secret::{random_bytes, Secret};
 use crate::webhook::{

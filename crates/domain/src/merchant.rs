@@ -8,34 +8,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::ids::{ApiKeyId, MerchantId};
+use crate::livemode::Livemode;
 use crate::ports::{Clock, MerchantStore, StoreError};
 use crate::secret::{ApiKeyFormatError, ApiKeySecret};
-
-/// Test or live: keys, orders and idempotency records of one never see the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Livemode {
-    /// Sandbox data, made with `sk_test_…` keys.
-    Test,
-    /// Real money, made with `sk_live_…` keys.
-    Live,
-}
-
-impl Livemode {
-    /// `true` for live mode, as stored.
-    pub fn is_live(self) -> bool {
-        self == Livemode::Live
-    }
-
-    /// From the stored flag.
-    pub fn from_live(live: bool) -> Self {
-        if live {
-            Livemode::Live
-        } else {
-            Livemode::Test
-        }
-    }
-}
 
 /// Whether a merchant may transact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,7 +52,7 @@ pub struct Merchant {
     /// Active or suspended.
     pub status: MerchantStatus,
     /// When it was created.
-    #[serde(serialize_with = "crate::checkout::serialize_time")]
+    #[serde(serialize_with = "crate::time::serialize_time")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -120,16 +95,16 @@ pub struct ApiKeySummary {
     /// Last four characters of the secret.
     pub hint: String,
     /// When it was created.
-    #[serde(serialize_with = "crate::checkout::serialize_time")]
+    #[serde(serialize_with = "crate::time::serialize_time")]
     pub created_at: DateTime<Utc>,
     /// When it was revoked, if it was.
-    #[serde(serialize_with = "crate::checkout::serialize_optional_time")]
+    #[serde(serialize_with = "crate::time::serialize_optional_time")]
     pub revoked_at: Option<DateTime<Utc>>,
     /// When it stops working because it was rolled, if it was.
-    #[serde(serialize_with = "crate::checkout::serialize_optional_time")]
+    #[serde(serialize_with = "crate::time::serialize_optional_time")]
     pub expires_at: Option<DateTime<Utc>>,
     /// When it last authenticated a request, as recorded (in batches, so up to a minute late).
-    #[serde(serialize_with = "crate::checkout::serialize_optional_time")]
+    #[serde(serialize_with = "crate::time::serialize_optional_time")]
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
@@ -290,7 +265,7 @@ pub enum MerchantError {
         "{id} was rolled already: it {} at {}; a key is rolled once. To end it now, run \
          `key revoke {id}`; to replace its successor, roll the key that replaced it",
         if *.expired { "expired" } else { "expires" },
-        crate::checkout::format_time(*.expires_at)
+        crate::time::format_time(*.expires_at)
     )]
     KeyAlreadyRolled {
         /// The key.

@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 
-use crate::merchant::Livemode;
+use crate::livemode::Livemode;
 
 /// Card details as typed on the checkout page, checked for shape (not for funds).
 #[derive(Clone)]

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::claim::VerifiedClaim;
 use crate::idempotency::{Fingerprint, IdempotencyKey, IdempotencyRecord, StoredOutcome};
 use crate::ids::{ApiKeyId, MerchantId, OrderId, PaymentId};
-use crate::merchant::{ApiKeyRecord, ApiKeySummary, Livemode, Merchant, MerchantStatus};
+use crate::livemode::Livemode;
+use crate::merchant::{ApiKeyRecord, ApiKeySummary, Merchant, MerchantStatus};
 use crate::order::Mode;
 use crate::secret::SecretHash;
 

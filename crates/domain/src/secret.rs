@@ -8,7 +8,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::merchant::Livemode;
+use crate::livemode::Livemode;
 
 /// A string that must never reach a log line: `Debug` and `Display` print `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]

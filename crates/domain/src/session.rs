@@ -6,12 +6,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::checkout::format_time;
+use crate::time::format_time;
 use crate::webhook::{EventType, NewEvent};
 
 use crate::ids::{MerchantId, OrderId, PaymentId};
 use crate::lifecycle::{ChargeEnd, Checkout, Refused};
-use crate::merchant::{Caller, Livemode};
+use crate::livemode::Livemode;
+use crate::merchant::Caller;
 use crate::money::Currency;
 use crate::order::{AttemptOutcome, CancellationReason, LineItem, Mode, OrderStatus};
 use crate::payment::{Card, CardError, Charge, ChargeLookup, ChargeResult, DeclineCode, PaymentProvider};

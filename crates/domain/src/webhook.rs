@@ -10,11 +10,11 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::checkout::format_time;
 use crate::ids::{EndpointId, EventId, MerchantId};
-use crate::merchant::Livemode;
+use crate::livemode::Livemode;
 use crate::secret::{base62, Secret};
 use crate::session::OrderView;
+use crate::time::format_time;
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

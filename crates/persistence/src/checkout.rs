@@ -283,7 +283,8 @@ mod tests {
     use diesel::sql_types::Text;
     use domain::claim::VerifiedClaim;
     use domain::ids::{EndpointId, EventId, MerchantId, OrderId, PaymentId};
-    use domain::merchant::{Livemode, Merchant, MerchantStatus};
+    use domain::livemode::Livemode;
+    use domain::merchant::{Merchant, MerchantStatus};
     use domain::money::Currency;
     use domain::order::{LineItem, Mode};
     use domain::ports::IdempotencyScope;

@@ -7,7 +7,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
 use domain::ids::{ApiKeyId, MerchantId};
-use domain::merchant::{ApiKeyRecord, ApiKeySummary, Livemode, Merchant, MerchantStatus};
+use domain::livemode::Livemode;
+use domain::merchant::{ApiKeyRecord, ApiKeySummary, Merchant, MerchantStatus};
 use domain::ports::{MerchantStore, StoreError};
 use domain::secret::SecretHash;
 

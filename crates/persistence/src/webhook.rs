@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use domain::ids::{EndpointId, EventId, MerchantId};
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::ports::StoreError;
 use domain::webhook::{Added, AttemptEnd, DeliveryRecord, Due, Endpoint, EndpointStatus, WebhookStore};
 
@@ -445,7 +445,7 @@ fn deliveries(conn: &mut AnyConnection, status: Option<&str>, limit: i64) -> Res
         .into_iter()
         .map(|(event_id, endpoint_id, event_type, status, attempts, last_status, last_error, next, created)| {
             DeliveryRecord {
-                next_attempt_at: (status == PENDING).then(|| domain::checkout::format_time(next.and_utc())),
+                next_attempt_at: (status == PENDING).then(|| domain::time::format_time(next.and_utc())),
                 event_id,
                 endpoint_id,
                 event_type,
@@ -453,7 +453,7 @@ fn deliveries(conn: &mut AnyConnection, status: Option<&str>, limit: i64) -> Res
                 attempts,
                 last_status,
                 last_error,
-                created_at: domain::checkout::format_time(created.and_utc()),
+                created_at: domain::time::format_time(created.and_utc()),
             }
         })
         .collect())

@@ -19,7 +19,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::payment::{Charge, ChargeLookup, ChargeResult, DeclineCode, PaymentProvider, ProviderError};
 
 /// The sandbox provider. Clones share one record of charges.

@@ -27,7 +27,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Text, Timestamp};
 use domain::claim::{ClaimItem, ClaimPayload, ClaimSigner};
 use domain::ids::MerchantId;
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::ports::SystemClock;
 use domain::secret::{random_token, sha256_hex};
 use persistence::{Database, DbOptions};

@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use domain::claim::{ClaimItem, ClaimKeys, ClaimPayload, ClaimSigner};
 use domain::dispatch::EndpointError;
 use domain::ids::{ApiKeyId, EndpointId, EventId, MerchantId};
-use domain::merchant::{ApiKeySummary, Livemode, MerchantError, MerchantService, MerchantStatus};
+use domain::livemode::Livemode;
+use domain::merchant::{ApiKeySummary, MerchantError, MerchantService, MerchantStatus};
 use domain::ports::{StoreError, SystemClock};
 use domain::webhook::{EventType, WebhookSender};
 use persistence::RepoError;
@@ -549,7 +550,7 @@ impl From<MerchantError> for CliError {
             rolled @ MerchantError::KeyAlreadyRolled { id, expires_at, .. } => {
                 CliError::new("key_already_rolled", rolled.to_string())
                     .with("keyId", json!(id.to_string()))
-                    .with("expiresAt", json!(domain::checkout::format_time(expires_at)))
+                    .with("expiresAt", json!(domain::time::format_time(expires_at)))
             }
             MerchantError::Store(error) => CliError::from(error),
         }
@@ -731,7 +732,7 @@ fn webhook(command: WebhookCommand, config: &Config) -> Result<Value, CliError> 
             let id: EndpointId = parse_id(&endpoint_id)?;
             let (endpoint, secret) = webhooks.rotate_secret(id).map_err(endpoint_error)?;
             let mut out = api::endpoint_json(&endpoint, Some(&secret));
-            out["previousSecretValidUntil"] = json!(endpoint.previous_until.map(domain::checkout::format_time));
+            out["previousSecretValidUntil"] = json!(endpoint.previous_until.map(domain::time::format_time));
             Ok(out)
         }
         WebhookCommand::Deliveries { status, limit } => {

@@ -9,7 +9,7 @@ pub mod usage;
 
 use std::sync::Arc;
 
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::ports::SystemClock;
 use persistence::Database;
 

@@ -84,7 +84,7 @@ fn init_logging(settings: &Settings, format: LogFormat) {
             let mut fields = JsonFields(serde_json::Map::new());
             let _ = record.key_values().visit(&mut fields);
             let mut line = fields.0;
-            line.insert("timestamp".into(), domain::checkout::format_time(chrono::Utc::now()).into());
+            line.insert("timestamp".into(), domain::time::format_time(chrono::Utc::now()).into());
             line.insert("level".into(), record.level().as_str().into());
             line.insert("target".into(), record.target().into());
             line.insert("message".into(), record.args().to_string().into());

@@ -2,12 +2,12 @@
 //! wrapped in `PreEscaped`, which nothing here does. Text from a claim or a merchant goes through
 //! [`visible`], names also through [`name`]. Pure: no HTTP, no I/O.
 
-use domain::checkout::format_time;
 use domain::lifecycle::Refused;
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::order::{CancellationReason, Mode, PaymentStatus};
 use domain::payment::CardError;
 use domain::session::CheckoutRecord;
+use domain::time::format_time;
 use maud::{html, Markup, DOCTYPE};
 
 use super::{origin, path, visible, Notice, Render};

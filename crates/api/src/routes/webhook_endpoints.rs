@@ -3,9 +3,9 @@
 //! its key. The signing secret is shown once, at creation.
 
 use actix_web::{web, HttpResponse};
-use domain::checkout::format_time;
 use domain::ids::EndpointId;
 use domain::secret::Secret;
+use domain::time::format_time;
 use domain::webhook::Endpoint;
 use serde_json::{json, Value};
 

@@ -1,7 +1,8 @@
 //! 401 and 403: the secret-key guard.
 
 use domain::ids::ApiKeyId;
-use domain::merchant::{ApiKeySummary, Livemode};
+use domain::livemode::Livemode;
+use domain::merchant::ApiKeySummary;
 use domain::ports::MerchantStore;
 use domain::secret::ApiKeySecret;
 use persistence::MerchantRepository;

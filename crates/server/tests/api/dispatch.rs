@@ -205,7 +205,7 @@ fn a_merchant_has_at_most_sixteen_endpoints_per_mode(backend: Backend) {
     let refused = app.post_raw("/webhook-endpoints", Some(&merchant.key), &body);
     assert_eq!(refused.status, 409, "{}", refused.text);
     assert_eq!(refused.json()["error"], "webhook_endpoint_limit_reached");
-    let live = app.new_key(&merchant, domain::merchant::Livemode::Live).key;
+    let live = app.new_key(&merchant, domain::livemode::Livemode::Live).key;
     assert_eq!(app.post_raw("/webhook-endpoints", Some(&live), &body).status, 201, "the other mode has its own");
     let auth = format!("Bearer {}", merchant.key);
     assert_eq!(

@@ -1,6 +1,6 @@
 //! Idempotency keys and claim redemption, seen from a merchant's client.
 
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::ports::Clock;
 use serde_json::Value;
 

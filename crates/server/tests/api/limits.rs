@@ -1,7 +1,7 @@
 //! Request limits: per merchant and mode (whichever of its keys), per client address for failed
 //! authentication and for checkout page posts; and pages that act only on their own mode.
 
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::secret::ApiKeySecret;
 use serde_json::Value;
 

@@ -494,7 +494,7 @@ fn a_checkout_closes_after_too_many_declined_cards(backend: Backend) {
 fn one_claim_opens_one_order_across_test_and_live(backend: Backend) {
     let app = TestApp::spawn_with(backend, QUIET);
     let merchant = app.new_merchant();
-    let live_key = app.new_key(&merchant, domain::merchant::Livemode::Live).key;
+    let live_key = app.new_key(&merchant, domain::livemode::Livemode::Live).key;
     let claim = app.signed_claim(&merchant);
     app.create_checkout(&merchant, &app.body_with(&claim));
     let live = app.post_checkout(&live_key, &app.body_with(&claim));

@@ -1,6 +1,6 @@
 //! The merchant's order endpoints.
 
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 
 use crate::helpers::{Backend, TestApp};
 use crate::on_both_backends;

@@ -5,7 +5,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::payment::{Charge, ChargeLookup, ChargeResult, PaymentProvider, ProviderError};
 use domain::ports::Clock;
 use sandbox::Sandbox;

@@ -2,7 +2,7 @@
 //! may act again), and every 403 and 422 the API answers names its `error`.
 
 use chrono::Utc;
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::ports::MerchantStore;
 use persistence::MerchantRepository;
 use serde_json::{json, Value};

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use domain::merchant::Livemode;
+use domain::livemode::Livemode;
 use domain::secret::Secret;
 use domain::webhook::signature;
 use serde_json::{json, Value};
