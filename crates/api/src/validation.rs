@@ -8,10 +8,12 @@
 //! host and at most 2,048 long, and an idempotency key holds no control characters or lone
 //! surrogates.
 
-use domain::checkout::{CheckoutRequest, ReturnUrl, ReturnUrlError, MAX_URL_LENGTH};
+use domain::checkout::CheckoutRequest;
+
 use domain::claim::ClaimError;
 use domain::idempotency::{IdempotencyKey, MAX_KEY_LEN};
 use domain::order::Mode;
+use domain::web_url::{WebUrl, WebUrlError, MAX_URL_LENGTH};
 use serde::Serialize;
 
 use crate::json::{number_to_string, JsString, Json};
@@ -212,29 +214,29 @@ fn length_issues(
 
 /// Valibot's `url` (what `new URL` parses), then the tightening to http(s) with a valid host, then
 /// `max_length(2048)`.
-fn url_field(text: &JsString, value: &Json, path: Vec<PathItem>, require_https: bool) -> Result<ReturnUrl, Vec<Issue>> {
+fn url_field(text: &JsString, value: &Json, path: Vec<PathItem>, require_https: bool) -> Result<WebUrl, Vec<Issue>> {
     let expected = if require_https { "https URL" } else { "http(s) URL" };
     let received = stringify(Some(value));
     // `new URL` reads its argument as a USVString: lone surrogates become U+FFFD.
-    let parsed = ReturnUrl::parse(&text.to_string_lossy(), require_https);
+    let parsed = WebUrl::parse(&text.to_string_lossy(), require_https);
     let mut issues = Vec::new();
     let wording = match parsed {
-        Err(ReturnUrlError::NotUrl) => Some(None),
+        Err(WebUrlError::NotUrl) => Some(None),
         Err(
-            ReturnUrlError::NotHttp
-            | ReturnUrlError::HttpsRequired
-            | ReturnUrlError::InvalidHost
-            | ReturnUrlError::Credentials
-            | ReturnUrlError::PortZero,
+            WebUrlError::NotHttp
+            | WebUrlError::HttpsRequired
+            | WebUrlError::InvalidHost
+            | WebUrlError::Credentials
+            | WebUrlError::PortZero,
         ) => Some(Some(expected)),
-        Ok(_) | Err(ReturnUrlError::TooLong { .. }) => None,
+        Ok(_) | Err(WebUrlError::TooLong { .. }) => None,
     };
     if let Some(wording) = wording {
         let message = message("URL", wording, &received);
         issues.push(Issue::validation("url", expected.into(), received.clone(), message, value, path.clone()));
     }
     issues.extend(length_issues(text, value, &path, None, Some(MAX_URL_LENGTH)));
-    if let (true, Err(ReturnUrlError::TooLong { length: encoded })) = (issues.is_empty(), &parsed) {
+    if let (true, Err(WebUrlError::TooLong { length: encoded })) = (issues.is_empty(), &parsed) {
         // Short enough as typed, too long once encoded (the form redirects carry): the length
         // rule, counted on the encoded URL.
         let expected = format!("<={MAX_URL_LENGTH}");

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::checkout::ReturnUrl;
 use crate::ids::{EndpointId, EventId, MerchantId};
 use crate::livemode::Livemode;
 use crate::ports::{Clock, StoreError};
 use crate::secret::{random_bytes, Secret};
+use crate::web_url::WebUrl;
 use crate::webhook::{
     next_attempt, rotation_overlap, signature, subscription, Added, AttemptEnd, DeliveryRecord, Due, Endpoint,
     EndpointStatus, EventType, WebhookSecrets, WebhookSender, WebhookStore,
@@ -118,7 +118,7 @@ pub enum EndpointError {
     /// Not an absolute http(s) URL with a real host, of at most 2,048 characters (https in
     /// production); says which rule it breaks.
     #[error("the endpoint URL {0}")]
-    Url(crate::checkout::ReturnUrlError),
+    Url(crate::web_url::WebUrlError),
     /// An event type nobody sends.
     #[error("unknown event type {0:?}; known: order.created, order.completed, order.cancelled, order.expired, payment.failed, payment.refunded")]
     EventType(String),
@@ -188,7 +188,7 @@ impl WebhookService {
         url: &str,
         types: &[String],
     ) -> Result<(Endpoint, Secret), EndpointError> {
-        let url = ReturnUrl::parse(url, self.require_https).map_err(EndpointError::Url)?;
+        let url = WebUrl::parse(url, self.require_https).map_err(EndpointError::Url)?;
         if !self.allow_internal {
             if let Some(host) = crate::network::internal_host(url.as_str()) {
                 return Err(EndpointError::InternalHost(host));

@@ -19,4 +19,5 @@ pub mod ports;
 pub mod secret;
 pub mod session;
 pub mod time;
+pub mod web_url;
 pub mod webhook;

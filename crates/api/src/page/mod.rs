@@ -47,7 +47,7 @@ pub fn visible(text: &str) -> String {
 /// The origin (`scheme://host[:port]`) of an http(s) URL with a valid host, rebuilt from the
 /// parsed URL, so that nothing else of the text can reach a header or a `postMessage` target.
 pub fn origin(url: &str) -> Option<String> {
-    domain::checkout::origin_of(url)
+    domain::web_url::origin_of(url)
 }
 
 /// The path of a checkout page: its mode's [`Mode::page_path`], then the token.
