@@ -212,7 +212,15 @@ impl CheckoutService {
         if let Some(limit) = &self.limit {
             limit.admit(&caller).map_err(CheckoutError::RateLimited)?;
         }
-        let fingerprint = Fingerprint::of(&request);
+        let fingerprint = Fingerprint::of(
+            "POST /checkout",
+            &[
+                &request.checkout_claim,
+                request.mode.as_str(),
+                request.success_url.as_str(),
+                request.cancel_url.as_str(),
+            ],
+        );
         if let Some(record) = found.and_then(|f| f.record) {
             return self.replay(caller.merchant_id, decide(record, &fingerprint));
         }

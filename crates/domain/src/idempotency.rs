@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkout::CheckoutRequest;
 use crate::order::Mode;
 use crate::secret::sha256_hex;
 
@@ -44,16 +43,11 @@ impl IdempotencyKey {
 pub struct Fingerprint(String);
 
 impl Fingerprint {
-    /// The fingerprint of a checkout request.
-    pub fn of(request: &CheckoutRequest) -> Self {
-        let canonical = serde_json::json!([
-            "POST /checkout",
-            request.checkout_claim,
-            request.mode.as_str(),
-            request.success_url.as_str(),
-            request.cancel_url.as_str(),
-        ]);
-        Self(sha256_hex(canonical.to_string().as_bytes()))
+    /// The fingerprint of a request to `operation` (`POST /checkout`) whose outcome the `fields`
+    /// shape, in the operation's fixed order.
+    pub fn of(operation: &str, fields: &[&str]) -> Self {
+        let canonical: Vec<&str> = std::iter::once(operation).chain(fields.iter().copied()).collect();
+        Self(sha256_hex(serde_json::json!(canonical).to_string().as_bytes()))
     }
 
     /// Wraps a stored fingerprint.
@@ -125,6 +119,15 @@ mod tests {
         assert!(IdempotencyKey::parse(&"é".repeat(255)).is_ok());
         assert_eq!(IdempotencyKey::parse(""), Err(InvalidIdempotencyKey(0)));
         assert_eq!(IdempotencyKey::parse(&"k".repeat(256)), Err(InvalidIdempotencyKey(256)));
+    }
+
+    #[test]
+    fn a_fingerprint_is_of_the_operation_and_its_fields_in_order() {
+        let fingerprint = Fingerprint::of("POST /checkout", &["claim", "hosted", "https://a", "https://b"]);
+        // The stored fingerprints of every record made so far are of this very text.
+        let canonical = r#"["POST /checkout","claim","hosted","https://a","https://b"]"#;
+        assert_eq!(fingerprint, Fingerprint::from_stored(sha256_hex(canonical.as_bytes())));
+        assert_ne!(fingerprint, Fingerprint::of("POST /checkout", &["claim", "hosted", "https://b", "https://a"]));
     }
 
     #[test]
