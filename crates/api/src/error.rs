@@ -6,11 +6,11 @@ use actix_web::error::BlockingError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use domain::checkout::CheckoutError;
-use domain::dispatch::EndpointError;
-use domain::lifecycle::Refused;
 use domain::merchant::AuthError;
+use domain::order::Refused;
+use domain::orders::OrderError;
 use domain::ports::StoreError;
-use domain::session::SessionError;
+use domain::webhooks::EndpointError;
 use serde::Serialize;
 
 use crate::json::Json;
@@ -183,13 +183,13 @@ impl ApiError {
     }
 }
 
-impl From<SessionError> for ApiError {
-    fn from(error: SessionError) -> Self {
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
         match error {
-            SessionError::NotFound => ApiError::NotFound,
-            SessionError::Store(e) => e.into(),
-            SessionError::Conflict => ApiError::Unavailable(error.to_string()),
-            SessionError::ModeUnsupported => ApiError::Internal(error.to_string()),
+            OrderError::NotFound => ApiError::NotFound,
+            OrderError::Store(e) => e.into(),
+            OrderError::Conflict => ApiError::Unavailable(error.to_string()),
+            OrderError::ModeUnsupported => ApiError::Internal(error.to_string()),
         }
     }
 }
@@ -238,23 +238,23 @@ pub enum PageError {
     #[error("too many page posts; retry after {0} s")]
     TooManyPosts(u64),
     /// 409: the provider may not charge in this checkout's mode.
-    #[error("{}", SessionError::ModeUnsupported)]
+    #[error("{}", OrderError::ModeUnsupported)]
     ModeUnsupported,
     /// 409: the checkout kept changing under the change.
-    #[error("{}", SessionError::Conflict)]
+    #[error("{}", OrderError::Conflict)]
     Conflict,
     /// 503: storage (or the blocking pool) failed; logged with its cause, shown without it.
     #[error("{0}")]
     Unavailable(String),
 }
 
-impl From<SessionError> for PageError {
-    fn from(error: SessionError) -> Self {
+impl From<OrderError> for PageError {
+    fn from(error: OrderError) -> Self {
         match error {
-            SessionError::NotFound => PageError::NotFound,
-            SessionError::ModeUnsupported => PageError::ModeUnsupported,
-            SessionError::Conflict => PageError::Conflict,
-            SessionError::Store(e) => PageError::Unavailable(error_chain(&e)),
+            OrderError::NotFound => PageError::NotFound,
+            OrderError::ModeUnsupported => PageError::ModeUnsupported,
+            OrderError::Conflict => PageError::Conflict,
+            OrderError::Store(e) => PageError::Unavailable(error_chain(&e)),
         }
     }
 }
@@ -375,10 +375,10 @@ mod tests {
         assert!(!body.contains("db.internal"), "the cause is never shown: {body}");
         assert_eq!(cause.as_deref(), Some("checkout page: pool timed out at db.internal:5432"));
 
-        let (status, body, cause) = page_of(&PageError::from(SessionError::Conflict));
+        let (status, body, cause) = page_of(&PageError::from(OrderError::Conflict));
         assert_eq!((status, cause.is_some()), (StatusCode::CONFLICT, true));
         assert!(body.contains("This checkout changed meanwhile"), "{body}");
-        let (status, body, cause) = page_of(&PageError::from(SessionError::NotFound));
+        let (status, body, cause) = page_of(&PageError::from(OrderError::NotFound));
         assert_eq!((status, cause), (StatusCode::NOT_FOUND, None));
         assert!(body.contains("<title>Checkout not found</title>") && body.contains("role=\"status\""), "{body}");
     }
@@ -396,7 +396,7 @@ mod tests {
 
     #[test]
     fn a_page_that_fails_for_a_moment_says_when_to_try_again() {
-        for error in [PageError::Unavailable("locked".into()), PageError::from(SessionError::Conflict)] {
+        for error in [PageError::Unavailable("locked".into()), PageError::from(OrderError::Conflict)] {
             let response = error.error_response();
             assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
         }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use actix_web::{guard, middleware, web, HttpResponse};
 use domain::checkout::{Authenticator, CheckoutService, CheckoutUrls};
 use domain::order::Mode;
+use domain::orders::Orders;
+use domain::page::PageService;
 use domain::ports::Diagnostics;
-use domain::session::SessionService;
 
 mod auth;
 mod body;
@@ -20,6 +21,7 @@ mod page;
 pub mod ratelimit;
 mod routes;
 pub mod validation;
+pub mod views;
 
 pub use auth::{AuthenticatedMerchant, PresentedKey};
 pub use body::{parse_contract_json, MAX_BODY_BYTES};
@@ -35,12 +37,14 @@ pub use routes::webhook_endpoints::endpoint_json;
 pub struct AppState {
     /// `POST /checkout`.
     pub checkout: CheckoutService,
-    /// The checkout page, order endpoints and sweeper.
-    pub sessions: SessionService,
+    /// The merchant's order endpoints.
+    pub orders: Orders,
+    /// The checkout page.
+    pub pages: PageService,
     /// Page URLs and form tokens.
     pub urls: CheckoutUrls,
     /// Webhook endpoints.
-    pub webhooks: domain::dispatch::WebhookService,
+    pub webhooks: domain::webhooks::WebhookService,
     /// The request limits (per merchant, per client address); also given to the key guard and its
     /// middleware on their own.
     pub limits: Arc<ratelimit::Limits>,

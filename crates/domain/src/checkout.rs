@@ -3,23 +3,25 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, DurationRound, SecondsFormat};
+use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
-use serde::Serialize;
 use sha2::Sha256;
 
+use crate::claim::VerifiedClaim;
 use crate::claim::{ClaimError, ClaimKeys};
-use crate::idempotency::{decide, Decision, Fingerprint, IdempotencyKey, StoredOutcome};
+use crate::idempotency::{decide, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, StoredOutcome};
 use crate::ids::{MerchantId, OrderId, PaymentId};
+use crate::livemode::Livemode;
 use crate::merchant::{authorize_at, AuthError, Caller};
 use crate::order::Mode;
+use crate::order::{Order, OrderState};
+use crate::orders::event;
 use crate::ports::MerchantStore;
-use crate::ports::{CheckoutStore, Clock, IdempotencyScope, NewCheckout, Redemption, StoreError};
+use crate::ports::{CheckoutStore, Clock, Envelopes, NewOrderRecords, Redemption, StoreError};
 use crate::secret::{base62, ApiKeySecret, Secret, SecretHash};
-use crate::session::OrderView;
 use crate::time::format_time;
 use crate::web_url::WebUrl;
-use crate::webhook::{EventType, NewEvent};
+use crate::webhook::EventType;
 
 /// A `POST /checkout` body, parsed into domain values.
 #[derive(Debug, Clone)]
@@ -36,10 +38,10 @@ pub struct CheckoutRequest {
     pub idempotency_key: IdempotencyKey,
 }
 
-/// The body of a successful `POST /checkout`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckoutSession {
+/// What a successful `POST /checkout` made: the order, its payment and the page to pay on, as
+/// first answered (a replay answers the very same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedCheckout {
     /// `ord_…`
     pub order_id: String,
     /// `pay_…`
@@ -65,7 +67,7 @@ pub struct Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// An order was created.
-    Created(CheckoutSession),
+    Created(CreatedCheckout),
     /// The claim backs another open order (409).
     ClaimAlreadyRedeemed,
 }
@@ -171,6 +173,7 @@ pub struct CheckoutService {
     claim_keys: Arc<ClaimKeys>,
     urls: CheckoutUrls,
     settings: CheckoutSettings,
+    envelopes: Arc<dyn Envelopes>,
     limit: Option<Arc<dyn MerchantLimit>>,
 }
 
@@ -192,8 +195,9 @@ impl CheckoutService {
         claim_keys: ClaimKeys,
         urls: CheckoutUrls,
         settings: CheckoutSettings,
+        envelopes: Arc<dyn Envelopes>,
     ) -> Self {
-        Self { store, clock, claim_keys: Arc::new(claim_keys), urls, settings, limit: None }
+        Self { store, clock, claim_keys: Arc::new(claim_keys), urls, settings, envelopes, limit: None }
     }
 
     /// Asks `limit` before each request of an authenticated merchant.
@@ -245,9 +249,19 @@ impl CheckoutService {
             mode: request.mode,
             expires_at: format_time(expires_at),
         };
-        let view = OrderView::opened(order_id, payment_id, caller.livemode, &claim, request.mode, expires_at, now);
-        let event = NewEvent::about(EventType::OrderCreated, &view, caller.merchant_id, caller.livemode, now);
-        let checkout = NewCheckout {
+        let opened = opened_order(
+            order_id,
+            payment_id,
+            caller.merchant_id,
+            caller.livemode,
+            &claim,
+            request.mode,
+            (request.success_url.as_str(), request.cancel_url.as_str()),
+            expires_at,
+            now,
+        );
+        let event = event(&*self.envelopes, EventType::OrderCreated, &opened, now);
+        let checkout = NewOrderRecords {
             event,
             token_hash: SecretHash::of(self.urls.token(&order_id.to_string()).expose()),
             scope,
@@ -288,7 +302,7 @@ impl CheckoutService {
 
     fn answer(&self, merchant_id: MerchantId, outcome: StoredOutcome, replayed: bool) -> Answer {
         let outcome = match outcome {
-            StoredOutcome::Created { order_id, payment_id, mode, expires_at } => Outcome::Created(CheckoutSession {
+            StoredOutcome::Created { order_id, payment_id, mode, expires_at } => Outcome::Created(CreatedCheckout {
                 checkout_url: self.urls.url(mode, &order_id),
                 order_id,
                 payment_id,
@@ -328,6 +342,41 @@ impl Authenticator {
     }
 }
 
+/// The order a checkout makes, as it stands when made: pending, its payment pending and its
+/// session open until `expires_at`. (The merchant's name is not part of it: a page reads it.)
+#[allow(clippy::too_many_arguments)]
+fn opened_order(
+    order_id: OrderId,
+    payment_id: PaymentId,
+    merchant_id: MerchantId,
+    livemode: Livemode,
+    claim: &VerifiedClaim,
+    mode: Mode,
+    (success_url, cancel_url): (&str, &str),
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Order {
+    Order {
+        order_id,
+        payment_id,
+        merchant_id,
+        merchant_name: String::new(),
+        merchant_active: true,
+        livemode,
+        currency: claim.currency.clone(),
+        amount_total: claim.amount_total,
+        items: claim.items.clone(),
+        mode,
+        success_url: success_url.to_owned(),
+        cancel_url: cancel_url.to_owned(),
+        state: OrderState::opened(expires_at),
+        version: 0,
+        last_attempt: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -348,7 +397,7 @@ mod tests {
         key: ApiKeyRecord,
         hash: SecretHash,
         records: Mutex<HashMap<String, IdempotencyRecord>>,
-        created: Mutex<Vec<NewCheckout>>,
+        created: Mutex<Vec<NewOrderRecords>>,
     }
 
     impl CheckoutStore for FakeStore {
@@ -363,7 +412,7 @@ mod tests {
                 .then(|| KeyLookup { key: self.key.clone(), record: record.get(key.as_str()).cloned() }))
         }
 
-        fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
+        fn redeem(&self, checkout: &NewOrderRecords) -> Result<Redemption, StoreError> {
             let mut records = self.records.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
             if let Some(record) = records.get(checkout.scope.key.as_str()) {
                 return Ok(Redemption::KeyTaken(record.clone()));
@@ -423,8 +472,18 @@ mod tests {
             keys,
             CheckoutUrls::new("https://pay.example/", Secret::new("token-secret")),
             CheckoutSettings { session_ttl: Duration::minutes(30), idempotency_ttl: Duration::hours(24) },
+            Arc::new(Envelope),
         );
         Setup { service, store, clock, signer, key, merchant }
+    }
+
+    /// The event's type and order, for the outbox.
+    struct Envelope;
+
+    impl Envelopes for Envelope {
+        fn envelope(&self, id: crate::ids::EventId, event_type: EventType, order: &Order, _: DateTime<Utc>) -> String {
+            format!("{id} {} {}", event_type.as_str(), order.order_id)
+        }
     }
 
     impl Setup {
@@ -449,7 +508,7 @@ mod tests {
         }
     }
 
-    fn created(answer: &Answer) -> &CheckoutSession {
+    fn created(answer: &Answer) -> &CreatedCheckout {
         match &answer.outcome {
             Outcome::Created(session) => session,
             Outcome::ClaimAlreadyRedeemed => panic!("expected a created checkout"),

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::MerchantId;
 use crate::money::{self, Currency};
-use crate::order::LineItem;
 use crate::secret::{random_bytes, Secret};
 
 /// The audience every checkout claim must name.
@@ -536,6 +535,22 @@ impl ClaimSigner {
         let signature = self.key.sign(signing_input.as_bytes());
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
     }
+}
+
+/// One line of an order, priced by the claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineItem {
+    /// The merchant's stock-keeping unit.
+    pub sku: String,
+    /// Shown to the consumer.
+    pub name: String,
+    /// At least 1.
+    pub quantity: i64,
+    /// Minor units.
+    pub unit_amount: i64,
+    /// `quantity × unit_amount`.
+    pub amount: i64,
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::MerchantId;
+use crate::livemode::Livemode;
 use crate::order::Mode;
 use crate::secret::sha256_hex;
 
@@ -107,6 +109,17 @@ pub fn decide(record: IdempotencyRecord, fingerprint: &Fingerprint) -> Decision 
     } else {
         Decision::KeyReused
     }
+}
+
+/// Where an idempotency key lives: one merchant, one mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyScope {
+    /// The key's owner.
+    pub merchant_id: MerchantId,
+    /// Test and live keys never meet.
+    pub livemode: Livemode,
+    /// The merchant's key.
+    pub key: IdempotencyKey,
 }
 
 #[cfg(test)]

@@ -226,27 +226,6 @@ pub enum ChargeLookup {
 #[error("the payment provider failed: {0}")]
 pub struct ProviderError(pub String);
 
-/// Moves money. Implemented by an adapter per provider (the sandbox is one). Every call is
-/// idempotent per attempt id, which is also the provider's idempotency key.
-pub trait PaymentProvider: Send + Sync {
-    /// A short name, stored with each attempt.
-    fn name(&self) -> &'static str;
-
-    /// Whether it may charge in this mode (the sandbox refuses live mode).
-    fn supports(&self, livemode: Livemode) -> bool;
-
-    /// Charges the card once per `attempt_id`.
-    fn charge(&self, charge: &Charge<'_>) -> Result<ChargeResult, ProviderError>;
-
-    /// What became of the charge made under `attempt_id`: asked when the process that made it died
-    /// before recording the answer.
-    fn lookup(&self, attempt_id: &str) -> Result<ChargeLookup, ProviderError>;
-
-    /// Gives back the whole of a charge that succeeded (a void before settlement, a refund after:
-    /// whichever the provider does). Giving back twice gives back once.
-    fn refund(&self, attempt_id: &str) -> Result<(), ProviderError>;
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

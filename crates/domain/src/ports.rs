@@ -1,16 +1,19 @@
-//! Ports: what the rules need from the outside world, as traits that adapters implement.
+//! Ports: every thing the rules need from the outside world (storage, the payment provider, the
+//! webhook sender, the clock, the wire shape of events), as traits that adapters implement.
 //!
 //! Calls are synchronous and may block; callers on an async runtime run them on a blocking pool.
 
 use chrono::{DateTime, Utc};
 
 use crate::claim::VerifiedClaim;
-use crate::idempotency::{Fingerprint, IdempotencyKey, IdempotencyRecord, StoredOutcome};
-use crate::ids::{ApiKeyId, MerchantId, OrderId, PaymentId};
+use crate::idempotency::{Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyScope, StoredOutcome};
+use crate::ids::{ApiKeyId, EndpointId, EventId, MerchantId, OrderId, PaymentId};
 use crate::livemode::Livemode;
 use crate::merchant::{ApiKeyRecord, ApiKeySummary, Merchant, MerchantStatus};
-use crate::order::Mode;
+use crate::order::{Mode, Order, Transition};
+use crate::payment::{Charge, ChargeLookup, ChargeResult, ProviderError};
 use crate::secret::SecretHash;
+use crate::webhook::{Added, AttemptEnd, DeliveryRecord, Due, Endpoint, EventType, NewEvent};
 
 /// A storage failure, sorted by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -39,20 +42,10 @@ impl Clock for SystemClock {
     }
 }
 
-/// Where an idempotency key lives: one merchant, one mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyScope {
-    /// The key's owner.
-    pub merchant_id: MerchantId,
-    /// Test and live keys never meet.
-    pub livemode: Livemode,
-    /// The merchant's key.
-    pub key: IdempotencyKey,
-}
-
-/// Everything one successful checkout writes, in one transaction.
+/// Everything a new order writes, in one transaction: the order, its lines, payment and session,
+/// its idempotency record and its `order.created` event.
 #[derive(Debug, Clone)]
-pub struct NewCheckout {
+pub struct NewOrderRecords {
     /// Under which key the outcome is recorded.
     pub scope: IdempotencyScope,
     /// The request's fingerprint, stored with the key.
@@ -80,7 +73,7 @@ pub struct NewCheckout {
     /// Records under the key made at or before this are past retention and may be replaced.
     pub stale_before: DateTime<Utc>,
     /// `order.created`, for the webhook outbox.
-    pub event: crate::webhook::NewEvent,
+    pub event: NewEvent,
 }
 
 /// What became of a redemption attempt.
@@ -122,7 +115,7 @@ pub trait CheckoutStore: Send + Sync {
     /// before `checkout.stale_before` is replaced), then creates the order unless its claim already
     /// backs an open, unexpired one; records the outcome either way. A pending order past its expiry
     /// is marked expired on the way, which frees its claim.
-    fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError>;
+    fn redeem(&self, checkout: &NewOrderRecords) -> Result<Redemption, StoreError>;
 
     /// Deletes idempotency records made at or before `stale_before`; returns how many.
     fn purge_idempotency(&self, stale_before: DateTime<Utc>) -> Result<usize, StoreError>;
@@ -169,6 +162,143 @@ pub trait MerchantStore: Send + Sync {
     /// Records when keys were last used (a later time recorded before is kept); returns how many
     /// keys changed.
     fn record_key_use(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<usize, StoreError>;
+}
+
+/// Orders as the page, the merchant API and the sweeper need them.
+pub trait OrderStore: Send + Sync {
+    /// The checkout behind a page token.
+    fn find_by_token(&self, token_hash: &SecretHash) -> Result<Option<Order>, StoreError>;
+
+    /// A merchant's order, in the caller's mode only.
+    fn find_order(
+        &self,
+        merchant_id: MerchantId,
+        livemode: Livemode,
+        order_id: OrderId,
+    ) -> Result<Option<Order>, StoreError>;
+
+    /// In one transaction: applies `change` if the order is still at `change.version` (moving it to
+    /// the next version), records its attempt change and writes its events to the webhook outbox;
+    /// `false`, with nothing written, if the order had moved on.
+    fn transition(&self, order_id: OrderId, change: Transition<'_>) -> Result<bool, StoreError>;
+
+    /// Checkouts whose open session ended at or before `now` and that no charge is running for, at
+    /// most `limit` of them.
+    fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Order>, StoreError>;
+
+    /// Checkouts whose payment has been `processing` since `before` or longer: a charge whose
+    /// answer was never recorded (its process died, or the provider is slow).
+    fn stuck_charges(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<Order>, StoreError>;
+
+    /// Charges that moved money for a checkout that they do not pay (outcome `refund_pending`),
+    /// with their attempt ids, at most `limit` of them.
+    fn stray_charges(&self, limit: i64) -> Result<Vec<(Order, String)>, StoreError>;
+}
+
+/// Moves money. Implemented by an adapter per provider (the sandbox is one). Every call is
+/// idempotent per attempt id, which is also the provider's idempotency key.
+pub trait PaymentProvider: Send + Sync {
+    /// A short name, stored with each attempt.
+    fn name(&self) -> &'static str;
+
+    /// Whether it may charge in this mode (the sandbox refuses live mode).
+    fn supports(&self, livemode: Livemode) -> bool;
+
+    /// Charges the card once per `attempt_id`.
+    fn charge(&self, charge: &Charge<'_>) -> Result<ChargeResult, ProviderError>;
+
+    /// What became of the charge made under `attempt_id`: asked when the process that made it died
+    /// before recording the answer.
+    fn lookup(&self, attempt_id: &str) -> Result<ChargeLookup, ProviderError>;
+
+    /// Gives back the whole of a charge that succeeded (a void before settlement, a refund after:
+    /// whichever the provider does). Giving back twice gives back once.
+    fn refund(&self, attempt_id: &str) -> Result<(), ProviderError>;
+}
+
+/// Endpoints, and the deliveries the dispatcher works through.
+pub trait WebhookStore: Send + Sync {
+    /// Adds an endpoint, unless its merchant already has `max` endpoints (not removed) in its mode.
+    fn add_endpoint(&self, endpoint: &Endpoint, max: i64) -> Result<Added, StoreError>;
+
+    /// Endpoints not removed, of one merchant and mode or of all.
+    fn endpoints(&self, owner: Option<(MerchantId, Livemode)>) -> Result<Vec<Endpoint>, StoreError>;
+
+    /// Removes an endpoint (of `owner`, when given) and cancels its pending deliveries; `false` if
+    /// there was none.
+    fn remove_endpoint(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Enables an endpoint that is not removed (of `owner`, when given), or disables it, in one
+    /// transaction:
+    /// - enabling sets its status `enabled` and clears its `disabled_reason`; no delivery changes
+    ///   (those cancelled while it was disabled stay cancelled until resent);
+    /// - disabling an enabled endpoint sets its status `disabled` with `disabled_reason` and
+    ///   cancels its pending deliveries, as a `410 Gone` does; one disabled already keeps its
+    ///   first reason.
+    ///
+    /// Returns the endpoint as it is then; `None` if there is no such endpoint (nothing changes).
+    fn set_endpoint_enabled(
+        &self,
+        id: EndpointId,
+        owner: Option<(MerchantId, Livemode)>,
+        enabled: bool,
+        disabled_reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>, StoreError>;
+
+    /// Moves an endpoint to the next secret version; the previous one signs until `previous_until`.
+    fn rotate_secret(
+        &self,
+        id: EndpointId,
+        previous_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Endpoint>, StoreError>;
+
+    /// Enabled endpoints whose oldest pending delivery is due at `now` and held by no dispatcher,
+    /// at most `limit` of them, longest waiting first.
+    fn due_endpoints(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<EndpointId>, StoreError>;
+
+    /// Leases until `lease_until` up to `most` of `endpoint`'s oldest pending deliveries, in order:
+    /// from its oldest on, those that are due at `now` and held by nobody, if the endpoint is
+    /// enabled. A compare-and-set, so one delivery is never in flight twice, and an endpoint
+    /// receives its events in the order they happened. Empty when its oldest is not due, or
+    /// another dispatcher holds it.
+    fn lease_next(
+        &self,
+        endpoint: EndpointId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        most: i64,
+    ) -> Result<Vec<Due>, StoreError>;
+
+    /// Records, in one transaction, how the attempts of one endpoint ended (on `Gone` disabling
+    /// the endpoint and cancelling its other pending deliveries), and lets go of the leased
+    /// deliveries in `unsent`. A delivery cancelled meanwhile stays cancelled unless it arrived.
+    fn record_attempts(&self, ends: &[(Due, AttemptEnd)], unsent: &[Due], at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deliveries, newest first, optionally of one status.
+    fn deliveries(&self, status: Option<&str>, limit: i64) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Makes an event's deliveries to enabled endpoints pending again, due now; returns how many.
+    fn resend(&self, event: EventId, now: DateTime<Utc>) -> Result<usize, StoreError>;
+}
+
+/// Posts a delivery. Implemented by an HTTP adapter with timeouts and no redirects.
+pub trait WebhookSender: Send + Sync {
+    /// Posts `body` to `url` with `headers`; the status, or why there was none.
+    fn send(&self, url: &str, headers: &[(&'static str, String)], body: &str) -> Result<u16, String>;
+}
+
+/// Writes the JSON envelope of a webhook event, exactly as it is delivered (the wire shape is the
+/// API's, not the domain's).
+pub trait Envelopes: Send + Sync {
+    /// The envelope of event `id` of `event_type`, about `order` as it stands, at `at`.
+    fn envelope(&self, id: EventId, event_type: EventType, order: &Order, at: DateTime<Utc>) -> String;
 }
 
 /// Connections of one pool, for metrics.

@@ -1,9 +1,10 @@
-//! Webhooks: the events a checkout's changes cause, their envelope, the endpoints that receive
-//! them, how deliveries are signed and when a failed one is tried again.
+//! Webhooks: the events an order's changes cause, the endpoints that receive them, how deliveries
+//! are signed and when a failed one is tried again.
 //!
-//! Events are written to an outbox in the same transaction as the change that causes them; a
-//! dispatcher delivers them later. The rules here are pure; the dispatcher's use case is in
-//! [`crate::dispatch`].
+//! Events are written to an outbox in the same transaction as the change that causes them (their
+//! envelope, the wire shape, written by the [`crate::ports::Envelopes`] port); a dispatcher
+//! delivers them later. The rules here are pure; the endpoint and dispatcher use cases are in
+//! [`crate::webhooks`].
 
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
@@ -13,8 +14,6 @@ use sha2::Sha256;
 use crate::ids::{EndpointId, EventId, MerchantId};
 use crate::livemode::Livemode;
 use crate::secret::{base62, Secret};
-use crate::session::OrderView;
-use crate::time::format_time;
 
 /// What happened to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,20 +112,8 @@ pub fn subscription_pattern(event_type: EventType) -> String {
     format!("%,{},%", event_type.as_str())
 }
 
-/// The envelope merchants receive.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: &'static str,
-    timestamp: String,
-    merchant_id: String,
-    livemode: bool,
-    data: &'a OrderView,
-}
-
-/// An event to write to the outbox with the change that causes it.
+/// An event to write to the outbox with the change that causes it (made by
+/// [`crate::orders::event`], which has the API write its envelope).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     /// `evt_…`
@@ -141,30 +128,6 @@ pub struct NewEvent {
     pub payload: String,
     /// When it happened.
     pub created_at: DateTime<Utc>,
-}
-
-impl NewEvent {
-    /// An event about an order as `GET /orders/{id}` shows it after the change.
-    pub fn about(
-        event_type: EventType,
-        order: &OrderView,
-        merchant_id: MerchantId,
-        livemode: Livemode,
-        at: DateTime<Utc>,
-    ) -> Self {
-        let id = EventId::new();
-        let envelope = Envelope {
-            id: id.to_string(),
-            event_type: event_type.as_str(),
-            timestamp: format_time(at),
-            merchant_id: merchant_id.to_string(),
-            livemode: livemode.is_live(),
-            data: order,
-        };
-        // Plain structs of strings and numbers always serialise.
-        let payload = serde_json::to_string(&envelope).unwrap_or_default();
-        Self { id, event_type, merchant_id, livemode, payload, created_at: at }
-    }
 }
 
 /// Derives endpoint signing secrets from the server's secret: nothing secret is stored, and
@@ -372,87 +335,4 @@ pub enum Added {
     NoMerchant,
     /// The merchant already has the most endpoints allowed in that mode.
     LimitReached,
-}
-
-/// Endpoints, and the deliveries the dispatcher works through.
-pub trait WebhookStore: Send + Sync {
-    /// Adds an endpoint, unless its merchant already has `max` endpoints (not removed) in its mode.
-    fn add_endpoint(&self, endpoint: &Endpoint, max: i64) -> Result<Added, crate::ports::StoreError>;
-
-    /// Endpoints not removed, of one merchant and mode or of all.
-    fn endpoints(&self, owner: Option<(MerchantId, Livemode)>) -> Result<Vec<Endpoint>, crate::ports::StoreError>;
-
-    /// Removes an endpoint (of `owner`, when given) and cancels its pending deliveries; `false` if
-    /// there was none.
-    fn remove_endpoint(
-        &self,
-        id: EndpointId,
-        owner: Option<(MerchantId, Livemode)>,
-        at: DateTime<Utc>,
-    ) -> Result<bool, crate::ports::StoreError>;
-
-    /// Enables an endpoint that is not removed (of `owner`, when given), or disables it, in one
-    /// transaction:
-    /// - enabling sets its status `enabled` and clears its `disabled_reason`; no delivery changes
-    ///   (those cancelled while it was disabled stay cancelled until resent);
-    /// - disabling an enabled endpoint sets its status `disabled` with `disabled_reason` and
-    ///   cancels its pending deliveries, as a `410 Gone` does; one disabled already keeps its
-    ///   first reason.
-    ///
-    /// Returns the endpoint as it is then; `None` if there is no such endpoint (nothing changes).
-    fn set_endpoint_enabled(
-        &self,
-        id: EndpointId,
-        owner: Option<(MerchantId, Livemode)>,
-        enabled: bool,
-        disabled_reason: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Endpoint>, crate::ports::StoreError>;
-
-    /// Moves an endpoint to the next secret version; the previous one signs until `previous_until`.
-    fn rotate_secret(
-        &self,
-        id: EndpointId,
-        previous_until: DateTime<Utc>,
-        at: DateTime<Utc>,
-    ) -> Result<Option<Endpoint>, crate::ports::StoreError>;
-
-    /// Enabled endpoints whose oldest pending delivery is due at `now` and held by no dispatcher,
-    /// at most `limit` of them, longest waiting first.
-    fn due_endpoints(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<EndpointId>, crate::ports::StoreError>;
-
-    /// Leases until `lease_until` up to `most` of `endpoint`'s oldest pending deliveries, in order:
-    /// from its oldest on, those that are due at `now` and held by nobody, if the endpoint is
-    /// enabled. A compare-and-set, so one delivery is never in flight twice, and an endpoint
-    /// receives its events in the order they happened. Empty when its oldest is not due, or
-    /// another dispatcher holds it.
-    fn lease_next(
-        &self,
-        endpoint: EndpointId,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        most: i64,
-    ) -> Result<Vec<Due>, crate::ports::StoreError>;
-
-    /// Records, in one transaction, how the attempts of one endpoint ended (on `Gone` disabling
-    /// the endpoint and cancelling its other pending deliveries), and lets go of the leased
-    /// deliveries in `unsent`. A delivery cancelled meanwhile stays cancelled unless it arrived.
-    fn record_attempts(
-        &self,
-        ends: &[(Due, AttemptEnd)],
-        unsent: &[Due],
-        at: DateTime<Utc>,
-    ) -> Result<(), crate::ports::StoreError>;
-
-    /// Deliveries, newest first, optionally of one status.
-    fn deliveries(&self, status: Option<&str>, limit: i64) -> Result<Vec<DeliveryRecord>, crate::ports::StoreError>;
-
-    /// Makes an event's deliveries to enabled endpoints pending again, due now; returns how many.
-    fn resend(&self, event: EventId, now: DateTime<Utc>) -> Result<usize, crate::ports::StoreError>;
-}
-
-/// Posts a delivery. Implemented by an HTTP adapter with timeouts and no redirects.
-pub trait WebhookSender: Send + Sync {
-    /// Posts `body` to `url` with `headers`; the status, or why there was none.
-    fn send(&self, url: &str, headers: &[(&'static str, String)], body: &str) -> Result<u16, String>;
 }

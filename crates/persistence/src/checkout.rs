@@ -1,12 +1,14 @@
 //! The checkout aggregate: orders with their items, payments, sessions and idempotency records.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::DatabaseErrorKind;
 use domain::idempotency::IdempotencyKey;
 use domain::idempotency::{Fingerprint, IdempotencyRecord, StoredOutcome};
 use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
-use domain::ports::{CheckoutStore, KeyLookup, NewCheckout, Redemption, StoreError};
+use domain::ports::{CheckoutStore, Envelopes, KeyLookup, NewOrderRecords, Redemption, StoreError};
 use domain::secret::SecretHash;
 use domain::webhook::EventType;
 
@@ -14,24 +16,32 @@ use crate::connection::AnyConnection;
 use crate::db::Database;
 use crate::error::{RepoError, TxEnd};
 use crate::merchant::KeyRecordRow;
+use crate::orders::find_order;
 use crate::outbox::{write_event, Outbox};
 use crate::postgres::CreateCheckout;
 use crate::rows::{
     insert, insert_unless_taken, NewCheckoutSession, NewIdempotencyKey, NewOrder, NewOrderItem, NewPayment,
 };
 use crate::schema::{api_keys, checkout_sessions, idempotency_keys, merchants, order_items, orders, payments};
-use crate::session::find_checkout;
 
 /// Implements [`CheckoutStore`] on either backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CheckoutRepository {
     db: Database,
+    /// Writes the envelope of the `order.expired` event of an order that runs out on the way.
+    envelopes: Arc<dyn Envelopes>,
+}
+
+impl std::fmt::Debug for CheckoutRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckoutRepository").field("db", &self.db).finish_non_exhaustive()
+    }
 }
 
 impl CheckoutRepository {
-    /// A repository over `db`.
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// A repository over `db`; `envelopes` writes the events it causes.
+    pub fn new(db: Database, envelopes: Arc<dyn Envelopes>) -> Self {
+        Self { db, envelopes }
     }
 }
 
@@ -73,7 +83,7 @@ pub(crate) struct CheckoutRows<'a> {
 
 impl<'a> CheckoutRows<'a> {
     /// The rows of `c`, its key holding `outcome` (the stored outcome, encoded).
-    pub(crate) fn of(c: &'a NewCheckout, outcome: &'a str) -> Self {
+    pub(crate) fn of(c: &'a NewOrderRecords, outcome: &'a str) -> Self {
         Self {
             key: NewIdempotencyKey::of(c, outcome),
             order: NewOrder::of(c),
@@ -133,7 +143,13 @@ fn claim_holder(
 
 /// Expires the pending order `order_id`, run out, as the sweeper would: only at the version read,
 /// so the sweeper (or a charge starting) and this can never both change it.
-fn expire_stale(conn: &mut AnyConnection, order_id: &str, version: i64, at: DateTime<Utc>) -> Result<(), RepoError> {
+fn expire_stale(
+    conn: &mut AnyConnection,
+    envelopes: &dyn Envelopes,
+    order_id: &str,
+    version: i64,
+    at: DateTime<Utc>,
+) -> Result<(), RepoError> {
     let now = at.naive_utc();
     let expired = diesel::update(orders::table.find(order_id).filter(orders::version.eq(version)))
         .set((
@@ -146,8 +162,8 @@ fn expire_stale(conn: &mut AnyConnection, order_id: &str, version: i64, at: Date
         diesel::update(checkout_sessions::table.find(order_id))
             .set((checkout_sessions::status.eq(SessionStatus::Expired.as_str()), checkout_sessions::updated_at.eq(now)))
             .execute(conn)?;
-        if let Some(found) = find_checkout(conn, order_id)? {
-            write_event(conn, &found.event(EventType::OrderExpired, at))?;
+        if let Some(found) = find_order(conn, order_id)? {
+            write_event(conn, &domain::orders::event(envelopes, EventType::OrderExpired, &found, at))?;
         }
     }
     Ok(())
@@ -156,7 +172,12 @@ fn expire_stale(conn: &mut AnyConnection, order_id: &str, version: i64, at: Date
 /// With the key taken: creates the order, its lines, payment and session, unless the claim backs a
 /// paid order or an open one that has not run out (then records that outcome under the key
 /// instead). A pending order past its expiry is marked expired, which frees the claim.
-fn create_order(conn: &mut AnyConnection, rows: &CheckoutRows<'_>, c: &NewCheckout) -> Result<Redemption, Abort> {
+fn create_order(
+    conn: &mut AnyConnection,
+    envelopes: &dyn Envelopes,
+    rows: &CheckoutRows<'_>,
+    c: &NewOrderRecords,
+) -> Result<Redemption, Abort> {
     let now = c.created_at.naive_utc();
     for _ in 0..MAX_EXPIRY_ROUNDS {
         // A pending order of the same claim makes this a no-op (the partial unique index).
@@ -179,7 +200,7 @@ fn create_order(conn: &mut AnyConnection, rows: &CheckoutRows<'_>, c: &NewChecko
                     .execute(conn)?;
                 return Ok(Redemption::ClaimAlreadyRedeemed);
             }
-            Some((stale_id, _, version)) => expire_stale(conn, &stale_id, version, c.created_at)?,
+            Some((stale_id, _, version)) => expire_stale(conn, envelopes, &stale_id, version, c.created_at)?,
             // The open order changed state meanwhile: try the insert again.
             None => {}
         }
@@ -191,18 +212,28 @@ const MAX_EXPIRY_ROUNDS: usize = 3;
 
 /// The whole redemption, step by step, inside the caller's transaction: take the key, then
 /// create the order.
-fn redeem_in(conn: &mut AnyConnection, c: &NewCheckout, outcome: &str) -> Result<Redemption, Abort> {
+fn redeem_in(
+    conn: &mut AnyConnection,
+    envelopes: &dyn Envelopes,
+    c: &NewOrderRecords,
+    outcome: &str,
+) -> Result<Redemption, Abort> {
     let rows = CheckoutRows::of(c, outcome);
     match take_key(conn, &rows.key, c.stale_before.naive_utc())? {
         Some(record) => Ok(Redemption::KeyTaken(record)),
-        None => create_order(conn, &rows, c),
+        None => create_order(conn, envelopes, &rows, c),
     }
 }
 
 /// The redemption on either backend. On PostgreSQL the common case is one statement, its own
 /// transaction; anything else (a taken key, a claim with an open order: a unique violation undoes
 /// the statement) goes step by step in a transaction, as it always does on SQLite.
-fn redeem(conn: &mut AnyConnection, c: &NewCheckout, outcome: &str) -> Result<Redemption, Abort> {
+fn redeem(
+    conn: &mut AnyConnection,
+    envelopes: &dyn Envelopes,
+    c: &NewOrderRecords,
+    outcome: &str,
+) -> Result<Redemption, Abort> {
     if let AnyConnection::Postgres(pg) = &mut *conn {
         let rows = CheckoutRows::of(c, outcome);
         let created = CreateCheckout::of(&rows)?.execute(pg);
@@ -212,7 +243,7 @@ fn redeem(conn: &mut AnyConnection, c: &NewCheckout, outcome: &str) -> Result<Re
             Err(error) => return Err(key_busy(error)),
         }
     }
-    conn.write_transaction(|conn| redeem_in(conn, c, outcome))
+    conn.write_transaction(|conn| redeem_in(conn, envelopes, c, outcome))
 }
 
 /// The caller's key (by the hash of its secret) with its merchant, and the live idempotency
@@ -263,10 +294,10 @@ impl CheckoutStore for CheckoutRepository {
         Ok(diesel::delete(stale).execute(&mut *self.db.conn()?).map_err(RepoError::from)?)
     }
 
-    fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
+    fn redeem(&self, checkout: &NewOrderRecords) -> Result<Redemption, StoreError> {
         let outcome = encode_outcome(&checkout.outcome)?;
-        let checkout = checkout.clone();
-        match self.db.run(move |conn| redeem(conn, &checkout, &outcome)) {
+        let (checkout, envelopes) = (checkout.clone(), self.envelopes.clone());
+        match self.db.run(move |conn| redeem(conn, &*envelopes, &checkout, &outcome)) {
             Ok(redemption) => Ok(redemption),
             Err(TxEnd::Stop(KeyBusy)) => Ok(Redemption::KeyInProgress),
             Err(TxEnd::Repo(error)) => Err(error.into()),
@@ -281,19 +312,30 @@ mod tests {
     use chrono::{Duration, DurationRound};
     use diesel::connection::SimpleConnection;
     use diesel::sql_types::Text;
+    use domain::claim::LineItem;
     use domain::claim::VerifiedClaim;
+    use domain::idempotency::IdempotencyScope;
     use domain::ids::{EndpointId, EventId, MerchantId, OrderId, PaymentId};
     use domain::livemode::Livemode;
     use domain::merchant::{Merchant, MerchantStatus};
     use domain::money::Currency;
-    use domain::order::{LineItem, Mode};
-    use domain::ports::IdempotencyScope;
+    use domain::order::Mode;
     use domain::ports::MerchantStore;
-    use domain::webhook::{subscription, Added, Endpoint, EndpointStatus, NewEvent, WebhookStore};
+    use domain::ports::WebhookStore;
+    use domain::webhook::{subscription, Added, Endpoint, EndpointStatus, NewEvent};
 
     use super::*;
     use crate::db::DbOptions;
     use crate::{MerchantRepository, WebhookRepository};
+
+    /// No order runs out here, so no envelope is ever written.
+    struct Unused;
+
+    impl Envelopes for Unused {
+        fn envelope(&self, _: EventId, _: EventType, _: &domain::order::Order, _: DateTime<Utc>) -> String {
+            unreachable!("no event is written about an order that runs out")
+        }
+    }
 
     /// A fresh PostgreSQL schema of the database named by `TEST_DATABASE_URL`, dropped afterwards.
     struct Schema {
@@ -339,7 +381,7 @@ mod tests {
     }
 
     /// A checkout of `merchant` with two lines, whose `order.created` one of three endpoints hears.
-    fn checkout(merchant: MerchantId) -> NewCheckout {
+    fn checkout(merchant: MerchantId) -> NewOrderRecords {
         let now = Utc::now().duration_trunc(Duration::milliseconds(1)).unwrap();
         let (order_id, payment_id) = (OrderId::new(), PaymentId::new());
         let line = |sku: &str, quantity, unit_amount| LineItem {
@@ -356,7 +398,7 @@ mod tests {
             mode: Mode::Embedded,
             expires_at: "2026-11-25T10:15:00.000Z".into(),
         };
-        NewCheckout {
+        NewOrderRecords {
             scope: IdempotencyScope {
                 merchant_id: merchant,
                 livemode: Livemode::Test,
@@ -438,7 +480,7 @@ mod tests {
             AnyConnection::Postgres(pg) => CreateCheckout::of(&rows).unwrap().execute(pg).unwrap(),
             AnyConnection::Sqlite(_) => panic!("TEST_DATABASE_URL is not PostgreSQL"),
         };
-        let created = steps.db.conn().unwrap().write_transaction(|conn| redeem_in(conn, &c, &outcome));
+        let created = steps.db.conn().unwrap().write_transaction(|conn| redeem_in(conn, &Unused, &c, &outcome));
         assert!(matches!(created, Ok(Redemption::Created)));
 
         let tables = [

@@ -9,11 +9,11 @@ mod connection;
 mod db;
 mod error;
 mod merchant;
+mod orders;
 mod outbox;
 mod postgres;
 mod rows;
 mod schema;
-mod session;
 mod webhook;
 
 pub use checkout::CheckoutRepository;
@@ -21,7 +21,7 @@ pub use connection::AnyConnection;
 pub use db::{redacted_url, Database, DbOptions, Pooled};
 pub use error::RepoError;
 pub use merchant::{KeyUsage, MerchantRepository};
-pub use session::SessionRepository;
+pub use orders::OrderRepository;
 pub use webhook::WebhookRepository;
 
 /// Whether this build's libpq speaks TLS to PostgreSQL (the `postgres-tls` feature, which links

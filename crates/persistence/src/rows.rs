@@ -15,11 +15,11 @@ use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sqlite::SqliteConnection;
 use diesel::{Insertable, QueryResult, Table};
 use domain::merchant::{ApiKeySummary, Merchant};
+use domain::order::Attempt;
 use domain::order::{OrderStatus, PaymentStatus, SessionStatus};
 use domain::payment::DeclineCode;
-use domain::ports::NewCheckout;
+use domain::ports::NewOrderRecords;
 use domain::secret::SecretHash;
-use domain::session::Attempt;
 use domain::webhook::Endpoint;
 
 use crate::connection::{execute, AnyConnection, OrIgnore};
@@ -109,7 +109,7 @@ pub(crate) struct NewIdempotencyKey<'a> {
 
 impl<'a> NewIdempotencyKey<'a> {
     /// The record of `c`, holding `outcome` (the stored outcome, encoded).
-    pub(crate) fn of(c: &'a NewCheckout, outcome: &'a str) -> Self {
+    pub(crate) fn of(c: &'a NewOrderRecords, outcome: &'a str) -> Self {
         Self {
             merchant_id: c.scope.merchant_id.to_string(),
             livemode: c.scope.livemode.is_live(),
@@ -142,7 +142,7 @@ pub(crate) struct NewOrder<'a> {
 }
 
 impl<'a> NewOrder<'a> {
-    pub(crate) fn of(c: &'a NewCheckout) -> Self {
+    pub(crate) fn of(c: &'a NewOrderRecords) -> Self {
         let claim = &c.claim;
         Self {
             id: c.order_id.to_string(),
@@ -179,7 +179,7 @@ pub(crate) struct NewOrderItem<'a> {
 
 impl<'a> NewOrderItem<'a> {
     /// The lines of `c`'s order, in the claim's order.
-    pub(crate) fn all(c: &'a NewCheckout) -> Vec<Self> {
+    pub(crate) fn all(c: &'a NewOrderRecords) -> Vec<Self> {
         c.claim
             .items
             .iter()
@@ -211,7 +211,7 @@ pub(crate) struct NewPayment<'a> {
 }
 
 impl<'a> NewPayment<'a> {
-    pub(crate) fn of(c: &'a NewCheckout) -> Self {
+    pub(crate) fn of(c: &'a NewOrderRecords) -> Self {
         Self {
             id: c.payment_id.to_string(),
             order_id: c.order_id.to_string(),
@@ -240,7 +240,7 @@ pub(crate) struct NewCheckoutSession<'a> {
 }
 
 impl<'a> NewCheckoutSession<'a> {
-    pub(crate) fn of(c: &'a NewCheckout) -> Self {
+    pub(crate) fn of(c: &'a NewOrderRecords) -> Self {
         Self {
             order_id: c.order_id.to_string(),
             token_hash: c.token_hash.as_str(),

@@ -6,7 +6,8 @@ use diesel::prelude::*;
 use domain::ids::{EndpointId, EventId, MerchantId};
 use domain::livemode::Livemode;
 use domain::ports::StoreError;
-use domain::webhook::{Added, AttemptEnd, DeliveryRecord, Due, Endpoint, EndpointStatus, WebhookStore};
+use domain::ports::WebhookStore;
+use domain::webhook::{Added, AttemptEnd, DeliveryRecord, Due, Endpoint, EndpointStatus};
 
 use crate::connection::AnyConnection;
 use crate::db::Database;

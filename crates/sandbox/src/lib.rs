@@ -20,7 +20,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use domain::livemode::Livemode;
-use domain::payment::{Charge, ChargeLookup, ChargeResult, DeclineCode, PaymentProvider, ProviderError};
+use domain::payment::{Charge, ChargeLookup, ChargeResult, DeclineCode, ProviderError};
+use domain::ports::PaymentProvider;
 
 /// The sandbox provider. Clones share one record of charges.
 #[derive(Debug, Clone, Default)]

@@ -7,12 +7,14 @@ use std::sync::{Arc, Mutex};
 use chrono::{Duration, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use domain::claim::{ClaimItem, ClaimKeys, ClaimPayload, ClaimSigner};
-use domain::dispatch::EndpointError;
 use domain::ids::{ApiKeyId, EndpointId, EventId, MerchantId};
 use domain::livemode::Livemode;
-use domain::merchant::{ApiKeySummary, MerchantError, MerchantService, MerchantStatus};
+use domain::merchant::{ApiKeySummary, MerchantStatus};
+use domain::merchants::{MerchantError, MerchantService};
+use domain::ports::WebhookSender;
 use domain::ports::{StoreError, SystemClock};
-use domain::webhook::{EventType, WebhookSender};
+use domain::webhook::EventType;
+use domain::webhooks::EndpointError;
 use persistence::RepoError;
 use serde_json::{json, Value};
 

@@ -5,16 +5,20 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, App, HttpServer};
+use api::views::WireEnvelopes;
 use api::AppState;
 use domain::checkout::{Authenticator, CheckoutService, CheckoutSettings, CheckoutUrls};
-use domain::dispatch::{Lanes, WebhookService};
-use domain::merchant::MerchantService;
-use domain::payment::PaymentProvider;
+use domain::merchants::MerchantService;
+use domain::orders::Orders;
+use domain::page::PageService;
+use domain::ports::PaymentProvider;
+use domain::ports::WebhookSender;
 use domain::ports::{Clock, SystemClock};
-use domain::session::SessionService;
-use domain::webhook::{WebhookSecrets, WebhookSender};
+use domain::sweeper::Sweeper;
+use domain::webhook::WebhookSecrets;
+use domain::webhooks::{Lanes, WebhookService};
 use persistence::{
-    CheckoutRepository, Database, DbOptions, KeyUsage, MerchantRepository, SessionRepository, WebhookRepository,
+    CheckoutRepository, Database, DbOptions, KeyUsage, MerchantRepository, OrderRepository, WebhookRepository,
 };
 use sandbox::Sandbox;
 
@@ -89,7 +93,7 @@ async fn run_job(
 /// The background jobs of one replica, also run on demand (tests, tools).
 #[derive(Clone, Debug)]
 pub struct Jobs {
-    sessions: SessionService,
+    sweeper: Sweeper,
     checkout: CheckoutService,
     webhooks: WebhookService,
     /// Key uses noted in memory, and where to write them.
@@ -102,8 +106,8 @@ impl Jobs {
     /// job changed.
     pub fn sweep(&self) -> Result<[usize; 3], String> {
         Ok([
-            self.sessions.release_stuck_charges(SWEEP_BATCH).map_err(|e| e.to_string())?,
-            self.sessions.expire_due(SWEEP_BATCH).map_err(|e| e.to_string())?,
+            self.sweeper.release_stuck_charges(SWEEP_BATCH).map_err(|e| e.to_string())?,
+            self.sweeper.expire_due(SWEEP_BATCH).map_err(|e| e.to_string())?,
             self.checkout.purge_idempotency().map_err(|e| e.to_string())?,
         ])
     }
@@ -129,13 +133,13 @@ fn spawn_jobs(jobs: Jobs, metrics: api::metrics::Metrics, interval: std::time::D
         let mut ticks = actix_web::rt::time::interval(interval);
         loop {
             ticks.tick().await;
-            let stuck = jobs.sessions.clone();
+            let stuck = jobs.sweeper.clone();
             run_job(&metrics, "release_stuck_charges", move || {
                 stuck.release_stuck_charges(SWEEP_BATCH).map_err(|e| e.to_string())
             })
             .await;
-            let sessions = jobs.sessions.clone();
-            run_job(&metrics, "expire_sessions", move || sessions.expire_due(SWEEP_BATCH).map_err(|e| e.to_string()))
+            let sweeper = jobs.sweeper.clone();
+            run_job(&metrics, "expire_sessions", move || sweeper.expire_due(SWEEP_BATCH).map_err(|e| e.to_string()))
                 .await;
             let checkout = jobs.checkout.clone();
             run_job(&metrics, "purge_idempotency", move || checkout.purge_idempotency().map_err(|e| e.to_string()))
@@ -266,6 +270,7 @@ pub fn webhook_service_with(
         sender,
         clock,
         WebhookSecrets::new(secret),
+        Arc::new(WireEnvelopes),
         config.environment == Environment::Production,
     )
     .allowing_internal_hosts(config.webhooks_allow_internal)
@@ -341,10 +346,11 @@ impl Application {
         let urls = CheckoutUrls::new(&public_url, token_secret);
         let usage = Arc::new(KeyUsage::default());
         let merchants = MerchantRepository::noting_use(database.clone(), usage.clone());
-        let sessions = SessionService::new(
-            Arc::new(SessionRepository::new(database.clone())),
+        let orders = Orders::new(
+            Arc::new(OrderRepository::new(database.clone())),
             adapters.provider,
             adapters.clock.clone(),
+            Arc::new(WireEnvelopes),
             i32::try_from(config.pay_attempts_max).unwrap_or(i32::MAX),
         );
         let metrics = api::metrics::Metrics::new();
@@ -352,7 +358,10 @@ impl Application {
         log::info!("request limits: {limits}");
 
         let checkout = CheckoutService::new(
-            Arc::new(NotingKeyUse::new(Arc::new(CheckoutRepository::new(database.clone())), usage.clone())),
+            Arc::new(NotingKeyUse::new(
+                Arc::new(CheckoutRepository::new(database.clone(), Arc::new(WireEnvelopes))),
+                usage.clone(),
+            )),
             adapters.clock.clone(),
             claim_keys,
             urls.clone(),
@@ -360,10 +369,11 @@ impl Application {
                 session_ttl: duration(config.session_ttl, "CHECKOUT_SESSION_TTL_SECONDS")?,
                 idempotency_ttl: duration(config.idempotency_ttl, "CHECKOUT_IDEMPOTENCY_TTL_SECONDS")?,
             },
+            Arc::new(WireEnvelopes),
         )
         .with_limit(limits.clone());
         let jobs = Jobs {
-            sessions: sessions.clone(),
+            sweeper: Sweeper::new(orders.clone()),
             checkout: checkout.clone(),
             webhooks: webhooks.clone(),
             usage: (usage, merchants.clone()),
@@ -375,7 +385,8 @@ impl Application {
             limits,
             metrics: metrics.clone(),
             checkout,
-            sessions,
+            pages: PageService::new(orders.clone()),
+            orders,
             urls,
             authenticator: Authenticator::new(Arc::new(merchants), adapters.clock.clone()),
             diagnostics: Arc::new(database.clone()),

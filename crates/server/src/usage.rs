@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::idempotency::IdempotencyKey;
-use domain::ports::{CheckoutStore, KeyLookup, NewCheckout, Redemption, StoreError};
+use domain::ports::{CheckoutStore, KeyLookup, NewOrderRecords, Redemption, StoreError};
 use domain::secret::SecretHash;
 use persistence::KeyUsage;
 
@@ -44,7 +44,7 @@ impl CheckoutStore for NotingKeyUse {
         Ok(found)
     }
 
-    fn redeem(&self, checkout: &NewCheckout) -> Result<Redemption, StoreError> {
+    fn redeem(&self, checkout: &NewOrderRecords) -> Result<Redemption, StoreError> {
         self.inner.redeem(checkout)
     }
 

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use domain::network::is_internal;
-use domain::webhook::WebhookSender;
+use domain::ports::WebhookSender;
 
 /// How long one delivery may take, all in, unless configured otherwise.
 pub const TIMEOUT: Duration = Duration::from_secs(15);

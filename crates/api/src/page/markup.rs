@@ -2,11 +2,11 @@
 //! wrapped in `PreEscaped`, which nothing here does. Text from a claim or a merchant goes through
 //! [`visible`], names also through [`name`]. Pure: no HTTP, no I/O.
 
-use domain::lifecycle::Refused;
 use domain::livemode::Livemode;
+use domain::order::Order;
+use domain::order::Refused;
 use domain::order::{CancellationReason, Mode, PaymentStatus};
 use domain::payment::CardError;
-use domain::session::CheckoutRecord;
 use domain::time::format_time;
 use maud::{html, Markup, DOCTYPE};
 
@@ -38,7 +38,7 @@ fn name(text: &str) -> Markup {
     html! { bdi { (visible(text)) } }
 }
 
-fn summary(record: &CheckoutRecord) -> Markup {
+fn summary(record: &Order) -> Markup {
     let currency = &record.currency;
     let total = currency.format(record.amount_total);
     html! {
@@ -123,7 +123,7 @@ fn field(field: &Field, error: Option<CardError>) -> Markup {
     }
 }
 
-fn payment_form(record: &CheckoutRecord, render: &Render<'_>) -> Markup {
+fn payment_form(record: &Order, render: &Render<'_>) -> Markup {
     let action = path(record.mode, render.token);
     let card_error = match render.notice {
         Notice::Card(error) => Some(error),
@@ -158,7 +158,7 @@ fn payment_form(record: &CheckoutRecord, render: &Render<'_>) -> Markup {
 }
 
 /// What an ended checkout says of the money: nothing moved, or a charge that landed late went back.
-fn money(record: &CheckoutRecord) -> &'static str {
+fn money(record: &Order) -> &'static str {
     if record.state.payment == PaymentStatus::Refunded {
         "Your payment arrived after that and was refunded."
     } else {
@@ -166,7 +166,7 @@ fn money(record: &CheckoutRecord) -> &'static str {
     }
 }
 
-fn ended(record: &CheckoutRecord, refused: Refused) -> Markup {
+fn ended(record: &Order, refused: Refused) -> Markup {
     let (cancelled, expired) = (
         format!("This checkout was cancelled. {}", money(record)),
         format!("This checkout has expired. {}", money(record)),
@@ -210,7 +210,7 @@ fn ended(record: &CheckoutRecord, refused: Refused) -> Markup {
 
 /// What an embedded page that has ended tells the parent window (`checkout.js` posts it to the
 /// merchant's origin): nothing for a hosted page, or one whose merchant has no origin to post to.
-fn outcome(record: &CheckoutRecord, refused: Option<Refused>) -> Option<Markup> {
+fn outcome(record: &Order, refused: Option<Refused>) -> Option<Markup> {
     let (kind, redirect) = match (record.mode, refused) {
         (Mode::Embedded, Some(Refused::Paid)) => ("completed", record.success_redirect()),
         (Mode::Embedded, Some(Refused::Cancelled)) => ("cancelled", record.cancel_redirect()),
@@ -225,7 +225,7 @@ fn outcome(record: &CheckoutRecord, refused: Option<Refused>) -> Option<Markup> 
 }
 
 /// The whole page for a checkout in its current state.
-pub fn checkout(record: &CheckoutRecord, render: &Render<'_>) -> Markup {
+pub fn checkout(record: &Order, render: &Render<'_>) -> Markup {
     let refused = record.refusal();
     let body_class = if record.mode == Mode::Embedded { "embedded" } else { "hosted" };
     let title = format!("Checkout · {}", visible(&record.merchant_name));

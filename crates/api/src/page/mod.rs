@@ -10,8 +10,8 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use domain::order::Mode;
+use domain::order::Order;
 use domain::payment::CardError;
-use domain::session::CheckoutRecord;
 use maud::Markup;
 
 mod markup;
@@ -85,13 +85,13 @@ pub fn html(status: StatusCode, page: Markup) -> HttpResponse {
 }
 
 /// The page of `record` in its current state, with the status its notice calls for.
-pub fn show(record: &CheckoutRecord, render: &Render<'_>) -> HttpResponse {
+pub fn show(record: &Order, render: &Render<'_>) -> HttpResponse {
     of_checkout(html(render.notice.status(), checkout(record, render)), record)
 }
 
 /// Post, redirect, get: after a form, the consumer is sent to `location` (the merchant's return
 /// URL, or this page again).
-pub fn redirect(record: &CheckoutRecord, location: &str) -> HttpResponse {
+pub fn redirect(record: &Order, location: &str) -> HttpResponse {
     of_checkout(HttpResponse::SeeOther().insert_header((header::LOCATION, header_safe(location))).finish(), record)
 }
 
@@ -112,7 +112,7 @@ fn header_safe(url: &str) -> String {
 /// The Content-Security-Policy of a page answer. Its forms post only here, and to the merchant's
 /// own sites (the origins of `record`'s return URLs, where a post redirects); `frame_ancestors`
 /// says who may frame it. Every origin is rebuilt from a parsed URL, never copied from input.
-fn content_security_policy(record: Option<&CheckoutRecord>, frame_ancestors: &str) -> String {
+fn content_security_policy(record: Option<&Order>, frame_ancestors: &str) -> String {
     let mut form_action = vec!["'self'".to_owned()];
     for origin in record.into_iter().flat_map(|r| [origin(&r.success_url), origin(&r.cancel_url)]).flatten() {
         if !form_action.contains(&origin) {
@@ -128,7 +128,7 @@ fn content_security_policy(record: Option<&CheckoutRecord>, frame_ancestors: &st
 
 /// A checkout's own answer: only the embedded page may be framed, and only by the merchant's own
 /// site (the origin of its `successUrl`). The other headers come from [`security_headers`].
-fn of_checkout(mut response: HttpResponse, record: &CheckoutRecord) -> HttpResponse {
+fn of_checkout(mut response: HttpResponse, record: &Order) -> HttpResponse {
     let frame_ancestors = match record.mode {
         Mode::Hosted => None,
         Mode::Embedded => origin(&record.success_url),

@@ -11,6 +11,7 @@ use crate::json::Json;
 use crate::metrics::Metrics;
 use crate::observe::MerchantTag;
 use crate::validation::checkout_request;
+use crate::views::CheckoutResponse;
 use crate::AppState;
 
 /// Creates a checkout session, or replays the answer stored under the idempotency key.
@@ -64,7 +65,7 @@ fn count_refusal(metrics: &Metrics, error: &CheckoutError) {
 
 fn respond(Answer { outcome, replayed, merchant_id }: Answer) -> HttpResponse {
     let mut response = match outcome {
-        Outcome::Created(session) => HttpResponse::Ok().json(session),
+        Outcome::Created(created) => HttpResponse::Ok().json(CheckoutResponse::from(&created)),
         Outcome::ClaimAlreadyRedeemed => ApiError::ClaimAlreadyRedeemed.error_response(),
     };
     if replayed {

@@ -5,9 +5,10 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use domain::lifecycle::Refused;
 use domain::order::Mode;
-use domain::session::{CheckoutRecord, Paid};
+use domain::order::Order;
+use domain::order::Refused;
+use domain::page::Paid;
 use serde::Deserialize;
 
 use crate::error::PageError;
@@ -20,16 +21,16 @@ use crate::AppState;
 pub struct PageMode(pub Mode);
 
 /// The page of `record`, with `notice` above its form.
-fn show(state: &AppState, token: &str, record: &CheckoutRecord, notice: Notice) -> HttpResponse {
+fn show(state: &AppState, token: &str, record: &Order, notice: Notice) -> HttpResponse {
     let form_token = state.urls.form_token(token);
-    page::show(record, &Render { token, form_token: &form_token, notice, now: state.sessions.now() })
+    page::show(record, &Render { token, form_token: &form_token, notice, now: state.pages.now() })
 }
 
 /// The checkout behind `token`, if it is of this page's mode: a hosted token used under `/embed/…`
 /// (or the reverse) is not found, and nothing is charged or cancelled through it.
-async fn checkout_of(state: &AppState, mode: Mode, token: &str) -> Result<CheckoutRecord, PageError> {
-    let (sessions, lookup) = (state.sessions.clone(), token.to_owned());
-    match web::block(move || sessions.view(&lookup)).await?? {
+async fn checkout_of(state: &AppState, mode: Mode, token: &str) -> Result<Order, PageError> {
+    let (pages, lookup) = (state.pages.clone(), token.to_owned());
+    match web::block(move || pages.view(&lookup)).await?? {
         record if record.mode == mode => Ok(record),
         _ => Err(PageError::NotFound),
     }
@@ -85,8 +86,8 @@ pub async fn pay(
     let (mode, token) = (mode.0, token.into_inner());
     let form = read_form(&state, &req, &token, &body)?;
     checkout_of(&state, mode, &token).await?;
-    let (sessions, lookup) = (state.sessions.clone(), token.clone());
-    let paid = web::block(move || sessions.pay(&lookup, &form.number, &form.expiry, &form.cvc)).await??;
+    let (pages, lookup) = (state.pages.clone(), token.clone());
+    let paid = web::block(move || pages.pay(&lookup, &form.number, &form.expiry, &form.cvc)).await??;
     Ok(match paid {
         Paid::Succeeded(record) | Paid::Refused(record, Refused::Paid) if mode == Mode::Hosted => {
             page::redirect(&record, &record.success_redirect())
@@ -108,8 +109,8 @@ pub async fn cancel(
     let (mode, token) = (mode.0, token.into_inner());
     read_form(&state, &req, &token, &body)?;
     checkout_of(&state, mode, &token).await?;
-    let (sessions, lookup) = (state.sessions.clone(), token.clone());
-    Ok(match web::block(move || sessions.cancel_by_token(&lookup)).await?? {
+    let (pages, lookup) = (state.pages.clone(), token.clone());
+    Ok(match web::block(move || pages.cancel_by_token(&lookup)).await?? {
         Ok(record) if mode == Mode::Hosted => page::redirect(&record, &record.cancel_redirect()),
         Ok(record) | Err((record, _)) => page::redirect(&record, &page::path(mode, &token)),
     })

@@ -6,6 +6,7 @@ use domain::ids::OrderId;
 
 use crate::auth::AuthenticatedMerchant;
 use crate::error::ApiError;
+use crate::views::OrderView;
 use crate::AppState;
 
 fn order_id(text: &str) -> Result<OrderId, ApiError> {
@@ -19,9 +20,9 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&id)?;
-    let sessions = state.sessions.clone();
-    let record = web::block(move || sessions.order(&merchant.0, id)).await??;
-    Ok(HttpResponse::Ok().json(record.view()))
+    let orders = state.orders.clone();
+    let record = web::block(move || orders.order(&merchant.0, id)).await??;
+    Ok(HttpResponse::Ok().json(OrderView::from(&record)))
 }
 
 /// `POST /orders/{orderId}/cancel`: ends an open checkout; cancelling again answers the same.
@@ -31,7 +32,7 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&id)?;
-    let sessions = state.sessions.clone();
-    let record = web::block(move || sessions.cancel_order(&merchant.0, id)).await??.map_err(|(_, refused)| refused)?;
-    Ok(HttpResponse::Ok().json(record.view()))
+    let orders = state.orders.clone();
+    let record = web::block(move || orders.cancel_order(&merchant.0, id)).await??.map_err(|(_, refused)| refused)?;
+    Ok(HttpResponse::Ok().json(OrderView::from(&record)))
 }

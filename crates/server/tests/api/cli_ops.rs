@@ -157,7 +157,7 @@ fn racing_rolls_of_one_key_make_one_key(backend: Backend) {
             .into_iter()
             .map(|roll| match roll.join().unwrap() {
                 Ok(_) => true,
-                Err(domain::merchant::MerchantError::KeyAlreadyRolled { .. }) => false,
+                Err(domain::merchants::MerchantError::KeyAlreadyRolled { .. }) => false,
                 Err(other) => panic!("{other}"),
             })
             .collect()

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use domain::livemode::Livemode;
-use domain::payment::{Charge, ChargeLookup, ChargeResult, PaymentProvider, ProviderError};
+use domain::payment::{Charge, ChargeLookup, ChargeResult, ProviderError};
 use domain::ports::Clock;
+use domain::ports::PaymentProvider;
 use sandbox::Sandbox;
 
 /// Real time plus an offset the test moves forward.

@@ -13,12 +13,12 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::ids::{EndpointId, EventId, MerchantId};
 use crate::livemode::Livemode;
-use crate::ports::{Clock, StoreError};
+use crate::ports::{Clock, Envelopes, StoreError, WebhookSender, WebhookStore};
 use crate::secret::{random_bytes, Secret};
 use crate::web_url::WebUrl;
 use crate::webhook::{
     next_attempt, rotation_overlap, signature, subscription, Added, AttemptEnd, DeliveryRecord, Due, Endpoint,
-    EndpointStatus, EventType, WebhookSecrets, WebhookSender, WebhookStore,
+    EndpointStatus, EventType, WebhookSecrets,
 };
 
 /// How long a leased delivery is a dispatcher's own: longer than any send may take.
@@ -147,6 +147,7 @@ pub struct WebhookService {
     sender: Arc<dyn WebhookSender>,
     clock: Arc<dyn Clock>,
     secrets: WebhookSecrets,
+    envelopes: Arc<dyn Envelopes>,
     require_https: bool,
     allow_internal: bool,
 }
@@ -169,9 +170,10 @@ impl WebhookService {
         sender: Arc<dyn WebhookSender>,
         clock: Arc<dyn Clock>,
         secrets: WebhookSecrets,
+        envelopes: Arc<dyn Envelopes>,
         require_https: bool,
     ) -> Self {
-        Self { store, sender, clock, secrets, require_https, allow_internal: false }
+        Self { store, sender, clock, secrets, envelopes, require_https, allow_internal: false }
     }
 
     /// Whether endpoints may name internal hosts (development); refused unless this says so.
@@ -397,10 +399,10 @@ impl WebhookService {
         id: EndpointId,
         event_type: EventType,
     ) -> Result<(Due, Result<u16, String>, std::time::Duration), EndpointError> {
-        use crate::lifecycle::Checkout;
-        use crate::order::{AttemptOutcome, CancellationReason, OrderStatus, PaymentStatus, SessionStatus};
+        use crate::order::{
+            Attempt, AttemptOutcome, CancellationReason, Order, OrderState, OrderStatus, PaymentStatus, SessionStatus,
+        };
         use crate::payment::DeclineCode;
-        use crate::session::{Attempt, CheckoutRecord};
         let endpoint = self
             .store
             .endpoints(None)?
@@ -426,7 +428,7 @@ impl WebhookService {
             created_at: now,
         };
         let amount = 5000;
-        let sample = CheckoutRecord {
+        let sample = Order {
             order_id: crate::ids::OrderId::new(),
             payment_id: crate::ids::PaymentId::new(),
             merchant_id: endpoint.merchant_id,
@@ -435,7 +437,7 @@ impl WebhookService {
             livemode: endpoint.livemode,
             currency: crate::money::Currency::iso4217("usd").ok_or(EndpointError::NotFound)?,
             amount_total: amount,
-            items: vec![crate::order::LineItem {
+            items: vec![crate::claim::LineItem {
                 sku: "TEE-BLACK-M".into(),
                 name: "Drop tee (black, M) (test event)".into(),
                 quantity: 2,
@@ -445,7 +447,7 @@ impl WebhookService {
             mode: crate::order::Mode::Hosted,
             success_url: String::new(),
             cancel_url: String::new(),
-            state: Checkout {
+            state: OrderState {
                 order,
                 payment,
                 session,
@@ -463,7 +465,7 @@ impl WebhookService {
             created_at: now,
             updated_at: now,
         };
-        let event = sample.event(event_type, now);
+        let event = crate::orders::event(&*self.envelopes, event_type, &sample, now);
         let due = Due { event_id: event.id, endpoint, payload: event.payload, event_created_at: now, failures: 0 };
         let started = std::time::Instant::now();
         let answer = self.sender.send(&due.endpoint.url, &self.headers(&due, self.clock.now()), &due.payload);

@@ -1,18 +1,20 @@
-//! Checkouts as the page, the merchant API and the sweeper see them; transitions as
+//! Orders as the page, the merchant API and the sweeper read them; transitions as
 //! compare-and-set updates, so two replicas (or two browser tabs) can never both win.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use domain::claim::LineItem;
 use domain::ids::{MerchantId, OrderId};
-use domain::lifecycle::Checkout;
 use domain::livemode::Livemode;
 use domain::merchant::MerchantStatus;
 use domain::money::Currency;
-use domain::order::{AttemptOutcome, CancellationReason, LineItem, Mode, OrderStatus, PaymentStatus, SessionStatus};
+use domain::order::OrderState;
+use domain::order::{Attempt, AttemptChange, Order, Transition};
+use domain::order::{AttemptOutcome, CancellationReason, Mode, OrderStatus, PaymentStatus, SessionStatus};
 use domain::payment::DeclineCode;
+use domain::ports::OrderStore;
 use domain::ports::StoreError;
 use domain::secret::SecretHash;
-use domain::session::{Attempt, AttemptChange, CheckoutRecord, SessionStore, Transition};
 use domain::webhook::NewEvent;
 
 use crate::connection::AnyConnection;
@@ -22,13 +24,13 @@ use crate::outbox::write_event;
 use crate::rows::{insert, NewPaymentAttempt};
 use crate::schema::{checkout_sessions, merchants, order_items, orders, payment_attempts, payments};
 
-/// Implements [`SessionStore`] on either backend.
+/// Implements [`OrderStore`] on either backend.
 #[derive(Debug, Clone)]
-pub struct SessionRepository {
+pub struct OrderRepository {
     db: Database,
 }
 
-impl SessionRepository {
+impl OrderRepository {
     /// A repository over `db`.
     pub fn new(db: Database) -> Self {
         Self { db }
@@ -113,9 +115,9 @@ fn corrupt(what: &str, value: &str) -> RepoError {
     RepoError::Corrupt(format!("{what} {value:?}"))
 }
 
-fn state(row: &CheckoutRow) -> Result<Checkout, RepoError> {
+fn state(row: &CheckoutRow) -> Result<OrderState, RepoError> {
     let (order, payment, session) = (&row.status, &row.payment.status, &row.session.status);
-    Ok(Checkout {
+    Ok(OrderState {
         order: OrderStatus::from_stored(order).ok_or_else(|| corrupt("order status", order))?,
         payment: PaymentStatus::from_stored(payment).ok_or_else(|| corrupt("payment status", payment))?,
         session: SessionStatus::from_stored(session).ok_or_else(|| corrupt("session status", session))?,
@@ -137,7 +139,7 @@ fn checkouts() -> _ {
 }
 
 /// The whole checkout of a row found by [`checkouts`]: its lines and latest attempt, read too.
-fn complete(conn: &mut AnyConnection, row: CheckoutRow) -> Result<CheckoutRecord, RepoError> {
+fn complete(conn: &mut AnyConnection, row: CheckoutRow) -> Result<Order, RepoError> {
     let items: Vec<ItemRow> = order_items::table
         .filter(order_items::order_id.eq(&row.id))
         .order(order_items::position)
@@ -153,13 +155,13 @@ fn complete(conn: &mut AnyConnection, row: CheckoutRow) -> Result<CheckoutRecord
 }
 
 /// The checkout of the order `order_id` (three indexed reads).
-pub(crate) fn find_checkout(conn: &mut AnyConnection, order_id: &str) -> Result<Option<CheckoutRecord>, RepoError> {
+pub(crate) fn find_order(conn: &mut AnyConnection, order_id: &str) -> Result<Option<Order>, RepoError> {
     let row = checkouts().filter(orders::id.eq(order_id)).select(CheckoutRow::as_select()).first(conn).optional()?;
     row.map(|row| complete(conn, row)).transpose()
 }
 
 /// The checkout whose page token hashes to `token_hash`.
-fn find_by_token(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<CheckoutRecord>, RepoError> {
+fn find_by_token(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<Order>, RepoError> {
     let row = checkouts()
         .filter(checkout_sessions::token_hash.eq(token_hash))
         .select(CheckoutRow::as_select())
@@ -174,7 +176,7 @@ fn find_merchant_order(
     merchant_id: &str,
     livemode: bool,
     order_id: &str,
-) -> Result<Option<CheckoutRecord>, RepoError> {
+) -> Result<Option<Order>, RepoError> {
     let row = checkouts()
         .filter(orders::id.eq(order_id))
         .filter(orders::merchant_id.eq(merchant_id))
@@ -186,19 +188,19 @@ fn find_merchant_order(
 }
 
 /// The checkout of each order in `order_ids` (skipping any that vanished meanwhile).
-fn find_each(conn: &mut AnyConnection, order_ids: &[String]) -> Result<Vec<CheckoutRecord>, RepoError> {
+fn find_each(conn: &mut AnyConnection, order_ids: &[String]) -> Result<Vec<Order>, RepoError> {
     let mut records = Vec::with_capacity(order_ids.len());
     for id in order_ids {
-        records.extend(find_checkout(conn, id)?);
+        records.extend(find_order(conn, id)?);
     }
     Ok(records)
 }
 
 /// What [`complete`] read, as the domain's record.
-fn record(row: CheckoutRow, items: Vec<ItemRow>, attempt: Option<AttemptRow>) -> Result<CheckoutRecord, RepoError> {
+fn record(row: CheckoutRow, items: Vec<ItemRow>, attempt: Option<AttemptRow>) -> Result<Order, RepoError> {
     let id = |text: &str| corrupt("id", text);
     let state = state(&row)?;
-    Ok(CheckoutRecord {
+    Ok(Order {
         order_id: row.id.parse().map_err(|_| id(&row.id))?,
         payment_id: row.payment.id.parse().map_err(|_| id(&row.payment.id))?,
         merchant_id: row.merchant_id.parse().map_err(|_| id(&row.merchant_id))?,
@@ -304,8 +306,8 @@ fn apply(conn: &mut AnyConnection, order_id: &str, change: Transition<'_>) -> Re
 /// A [`Transition`] with owned values: the SQLite writer applies it on its own thread.
 struct OwnedTransition {
     version: i64,
-    from: Checkout,
-    to: Checkout,
+    from: OrderState,
+    to: OrderState,
     attempt: Option<OwnedAttempt>,
     events: Vec<NewEvent>,
     at: DateTime<Utc>,
@@ -348,7 +350,7 @@ impl OwnedTransition {
 
 /// The orders whose charges were refused after the money moved (a refund is pending), oldest
 /// first, with the attempt to refund.
-fn stray_charges(conn: &mut AnyConnection, limit: i64) -> Result<Vec<(CheckoutRecord, String)>, RepoError> {
+fn stray_charges(conn: &mut AnyConnection, limit: i64) -> Result<Vec<(Order, String)>, RepoError> {
     let rows: Vec<(String, String)> = payment_attempts::table
         .inner_join(payments::table)
         .filter(payment_attempts::outcome.eq(AttemptOutcome::RefundPending.as_str()))
@@ -358,7 +360,7 @@ fn stray_charges(conn: &mut AnyConnection, limit: i64) -> Result<Vec<(CheckoutRe
         .load(conn)?;
     let mut stray = Vec::with_capacity(rows.len());
     for (order_id, attempt_id) in rows {
-        if let Some(found) = find_checkout(conn, &order_id)? {
+        if let Some(found) = find_order(conn, &order_id)? {
             stray.push((found, attempt_id));
         }
     }
@@ -366,11 +368,7 @@ fn stray_charges(conn: &mut AnyConnection, limit: i64) -> Result<Vec<(CheckoutRe
 }
 
 /// Orders whose charge has been running since before `before`.
-fn stuck_charges(
-    conn: &mut AnyConnection,
-    before: NaiveDateTime,
-    limit: i64,
-) -> Result<Vec<CheckoutRecord>, RepoError> {
+fn stuck_charges(conn: &mut AnyConnection, before: NaiveDateTime, limit: i64) -> Result<Vec<Order>, RepoError> {
     let ids: Vec<String> = payments::table
         .filter(payments::status.eq(PaymentStatus::Processing.as_str()))
         .filter(payments::updated_at.le(before))
@@ -381,7 +379,7 @@ fn stuck_charges(
 }
 
 /// Open sessions that have run out at `now`, unless a charge is running.
-fn due_for_expiry(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> Result<Vec<CheckoutRecord>, RepoError> {
+fn due_for_expiry(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> Result<Vec<Order>, RepoError> {
     let ids: Vec<String> = checkout_sessions::table
         .inner_join(payments::table.on(payments::order_id.eq(checkout_sessions::order_id)))
         .filter(checkout_sessions::status.eq(SessionStatus::Open.as_str()))
@@ -393,8 +391,8 @@ fn due_for_expiry(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> R
     find_each(conn, &ids)
 }
 
-impl SessionStore for SessionRepository {
-    fn find_by_token(&self, token_hash: &SecretHash) -> Result<Option<CheckoutRecord>, StoreError> {
+impl OrderStore for OrderRepository {
+    fn find_by_token(&self, token_hash: &SecretHash) -> Result<Option<Order>, StoreError> {
         Ok(find_by_token(&mut *self.db.conn()?, token_hash.as_str())?)
     }
 
@@ -403,7 +401,7 @@ impl SessionStore for SessionRepository {
         merchant_id: MerchantId,
         livemode: Livemode,
         order_id: OrderId,
-    ) -> Result<Option<CheckoutRecord>, StoreError> {
+    ) -> Result<Option<Order>, StoreError> {
         let conn = &mut *self.db.conn()?;
         Ok(find_merchant_order(conn, &merchant_id.to_string(), livemode.is_live(), &order_id.to_string())?)
     }
@@ -418,15 +416,15 @@ impl SessionStore for SessionRepository {
         }
     }
 
-    fn stray_charges(&self, limit: i64) -> Result<Vec<(CheckoutRecord, String)>, StoreError> {
+    fn stray_charges(&self, limit: i64) -> Result<Vec<(Order, String)>, StoreError> {
         Ok(stray_charges(&mut *self.db.conn()?, limit)?)
     }
 
-    fn stuck_charges(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError> {
+    fn stuck_charges(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<Order>, StoreError> {
         Ok(stuck_charges(&mut *self.db.conn()?, before.naive_utc(), limit)?)
     }
 
-    fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<CheckoutRecord>, StoreError> {
+    fn due_for_expiry(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Order>, StoreError> {
         Ok(due_for_expiry(&mut *self.db.conn()?, now.naive_utc(), limit)?)
     }
 }

@@ -1,4 +1,4 @@
-//! The lifecycle of a checkout as one state machine over its three records: session `open →
+//! The lifecycle of an order as one state machine over its three records: session `open →
 //! complete | expired | cancelled`, payment `pending → processing → succeeded | failed` (a
 //! declined payment may be tried again while the session is open; a charge that lands after the
 //! order ended is `refunded`), and order `pending → paid | cancelled | expired`.
@@ -6,15 +6,15 @@
 //! Each transition checks where all three stand, so a paid, cancelled or expired checkout can never
 //! be charged, and a charge in flight blocks every other change: cancel and expiry wait for the
 //! provider's answer. Storage applies a transition only to the version of the order it was computed
-//! from (see [`crate::session::Transition`]), so two racing changes can never both win.
+//! from (see [`super::Transition`]), so two racing changes can never both win.
 
 use chrono::{DateTime, Utc};
 
-use crate::order::{CancellationReason, OrderStatus, PaymentStatus, SessionStatus};
+use super::{CancellationReason, OrderStatus, PaymentStatus, SessionStatus};
 
 /// Where a checkout's three records stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checkout {
+pub struct OrderState {
     /// The order.
     pub order: OrderStatus,
     /// Its payment.
@@ -62,7 +62,19 @@ pub enum ChargeEnd {
     NotCharged,
 }
 
-impl Checkout {
+impl OrderState {
+    /// A new order's: pending, its payment pending, its session open until `expires_at`.
+    pub fn opened(expires_at: DateTime<Utc>) -> Self {
+        Self {
+            order: OrderStatus::Pending,
+            payment: PaymentStatus::Pending,
+            session: SessionStatus::Open,
+            expires_at,
+            failed_attempts: 0,
+            cancellation: None,
+        }
+    }
+
     /// The state as the consumer should see it at `now`: an open session past its end is expired,
     /// whether or not the sweeper has written that yet (unless a charge is still being answered).
     pub fn at(self, now: DateTime<Utc>) -> Self {
@@ -198,8 +210,8 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
     }
 
-    fn open() -> Checkout {
-        Checkout {
+    fn open() -> OrderState {
+        OrderState {
             order: OrderStatus::Pending,
             payment: PaymentStatus::Pending,
             session: SessionStatus::Open,
@@ -209,7 +221,7 @@ mod tests {
         }
     }
 
-    fn statuses(c: Checkout) -> (OrderStatus, PaymentStatus, SessionStatus) {
+    fn statuses(c: OrderState) -> (OrderStatus, PaymentStatus, SessionStatus) {
         (c.order, c.payment, c.session)
     }
 

@@ -1,22 +1,14 @@
-//! Orders and their lines, payments and checkout sessions: the records a checkout creates.
+//! The order: its lines, payment and checkout session, the statuses they move through, the state
+//! machine that moves them ([`OrderState`]), and the record every change applies to ([`Order`]).
+
+mod record;
+mod state;
 
 use serde::{Deserialize, Serialize};
 
-/// One line of an order, priced by the claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LineItem {
-    /// The merchant's stock-keeping unit.
-    pub sku: String,
-    /// Shown to the consumer.
-    pub name: String,
-    /// At least 1.
-    pub quantity: i64,
-    /// Minor units.
-    pub unit_amount: i64,
-    /// `quantity × unit_amount`.
-    pub amount: i64,
-}
+pub use crate::claim::LineItem;
+pub use record::{Attempt, AttemptChange, Order, Transition};
+pub use state::{ChargeEnd, OrderState, Refused};
 
 macro_rules! stored_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
