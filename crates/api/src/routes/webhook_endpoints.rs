@@ -43,7 +43,7 @@ fn new_endpoint(body: &Value) -> Result<(String, Vec<String>), ApiError> {
     let object = body.as_object().ok_or_else(|| refused("the body is not a JSON object"))?;
     let url = object.get("url").and_then(Value::as_str).ok_or_else(|| refused("\"url\" must be a string"))?;
     let events = match object.get("events") {
-        None | Some(Value::Null) => Vec::new(),
+        None => Vec::new(),
         Some(Value::Array(events)) => events
             .iter()
             .map(|e| e.as_str().map(str::to_owned))

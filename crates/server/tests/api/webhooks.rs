@@ -548,9 +548,15 @@ fn endpoints_are_validated_listed_and_removed() {
     assert_eq!(app.post_raw("/webhook-endpoints", None, r#"{"url": "https://shop.example/h"}"#).status, 401);
     // Bodies that are not what the endpoint takes: invalid_request, saying what it takes, in
     // the service's words (never a type name of its own).
-    for odd in
-        ["", "not json", "{\"url\": ", "[]", "{\"url\": 5}", "{\"url\": \"https://shop.example/h\", \"events\": \"*\"}"]
-    {
+    for odd in [
+        "",
+        "not json",
+        "{\"url\": ",
+        "[]",
+        "{\"url\": 5}",
+        "{\"url\": \"https://shop.example/h\", \"events\": \"*\"}",
+        "{\"url\": \"https://shop.example/h\", \"events\": null}",
+    ] {
         let refused = app.post_raw("/webhook-endpoints", key, odd);
         let body = refused.json();
         assert_eq!(
