@@ -75,6 +75,20 @@ fn read_form(state: &AppState, req: &HttpRequest, token: &str, body: &[u8]) -> R
     Ok(form)
 }
 
+/// A page post this service takes: its form rendered for this page and posted from it, for a
+/// checkout of this page's mode.
+async fn accepted(
+    state: &AppState,
+    mode: Mode,
+    req: &HttpRequest,
+    token: String,
+    body: &[u8],
+) -> Result<(Mode, String, PageForm), PageError> {
+    let form = read_form(state, req, &token, body)?;
+    checkout_of(state, mode, &token).await?;
+    Ok((mode, token, form))
+}
+
 /// `POST /c/{token}/pay` and `POST /embed/{token}/pay`.
 pub async fn pay(
     state: web::Data<AppState>,
@@ -83,9 +97,7 @@ pub async fn pay(
     token: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (mode, token) = (mode.0, token.into_inner());
-    let form = read_form(&state, &req, &token, &body)?;
-    checkout_of(&state, mode, &token).await?;
+    let (mode, token, form) = accepted(&state, mode.0, &req, token.into_inner(), &body).await?;
     let (pages, lookup) = (state.pages.clone(), token.clone());
     let paid = web::block(move || pages.pay(&lookup, &form.number, &form.expiry, &form.cvc)).await??;
     Ok(match paid {
@@ -106,9 +118,7 @@ pub async fn cancel(
     token: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (mode, token) = (mode.0, token.into_inner());
-    read_form(&state, &req, &token, &body)?;
-    checkout_of(&state, mode, &token).await?;
+    let (mode, token, _) = accepted(&state, mode.0, &req, token.into_inner(), &body).await?;
     let (pages, lookup) = (state.pages.clone(), token.clone());
     Ok(match web::block(move || pages.cancel_by_token(&lookup)).await?? {
         Ok(record) if mode == Mode::Hosted => page::redirect(&record, &record.cancel_redirect()),

@@ -57,6 +57,8 @@ fn another_merchants_or_modes_order_is_not_found(backend: Backend) {
         404
     );
     assert_eq!(app.request("GET", &format!("/orders/{order_id}"), &[]).status, 401);
+    assert_eq!(app.request("GET", "/orders/ord_nonsense", &[]).status, 401, "a stranger learns nothing of paths");
+    assert_eq!(app.request("POST", "/orders/nonsense/cancel", &[]).status, 401);
 }
 
 fn cancelling_an_order_is_idempotent_and_final(backend: Backend) {
