@@ -4,7 +4,7 @@
 use domain::ports::PoolStats;
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the service exports, registered once per process.
@@ -13,6 +13,8 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// Requests being answered now.
+    pub in_flight: IntGauge,
     /// Checkouts created (first answers, not replays).
     pub checkouts_created: IntCounter,
     /// Stored answers sent again.
@@ -80,6 +82,11 @@ impl Metrics {
                 &["route", "status"],
             ),
             latency,
+            in_flight: register(
+                &registry,
+                "http_requests_in_flight",
+                IntGauge::new("http_requests_in_flight", "Requests received and not yet answered."),
+            ),
             checkouts_created: counter(&registry, "checkouts_created_total", "Checkouts created."),
             replays: counter(&registry, "idempotent_replays_total", "Stored answers sent again for a reused key."),
             idempotency_conflicts: counters(

@@ -37,6 +37,22 @@ fn sane(value: &HeaderValue) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
+/// One request counted in `http_requests_in_flight` until it is dropped, however it ends.
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn enter(metrics: &Metrics) -> Self {
+        metrics.in_flight.inc();
+        Self(metrics.in_flight.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The middleware: wrap the whole app with `from_fn(observe::requests)`.
 pub async fn requests(
     req: ServiceRequest,
@@ -51,6 +67,7 @@ pub async fn requests(
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let _in_flight = metrics.as_ref().map(|m| InFlight::enter(m));
     let mut res = next.call(req).await?;
     let elapsed = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&id) {

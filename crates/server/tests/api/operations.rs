@@ -191,11 +191,19 @@ fn logs_are_json_keep_secrets_out_and_sigterm_lets_requests_finish() {
     holder.batch_execute("PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE").unwrap();
     let in_flight = std::thread::scope(|scope| {
         let request = scope.spawn(|| post(&second));
-        // Give the request time to reach the server and queue for the lock.
-        std::thread::sleep(Duration::from_millis(500));
+        // The request is in flight once the server counts it (beside the metrics request itself).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while in_flight(&agent, &address) < 2 {
+            assert!(Instant::now() < deadline, "the request never reached the server");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        std::thread::sleep(Duration::from_millis(300));
+        // Shutdown has begun once the listener is closed.
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "the server kept listening after SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         holder.batch_execute("ROLLBACK").unwrap();
         request.join().unwrap()
     });
@@ -224,4 +232,15 @@ fn logs_are_json_keep_secrets_out_and_sigterm_lets_requests_finish() {
     assert_eq!(checkout["merchant_id"], secrets["demoMerchantId"]);
     assert_eq!(checkout["status"], 200);
     assert!(access.iter().any(|l| l["route"] == "/c/{token}"), "page routes are logged by pattern");
+}
+
+/// The server's `checkout_http_requests_in_flight`, read from `/metrics`.
+fn in_flight(agent: &ureq::Agent, address: &str) -> i64 {
+    let text = agent.get(&format!("{address}/metrics")).call().unwrap().into_string().unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("checkout_http_requests_in_flight "))
+        .expect("the in-flight gauge")
+        .trim()
+        .parse()
+        .unwrap()
 }
