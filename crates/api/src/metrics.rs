@@ -29,6 +29,8 @@ pub struct Metrics {
     pub rate_limit_keys: IntGaugeVec,
     pool_in_use: IntGaugeVec,
     pool_idle: IntGaugeVec,
+    pool_queued: IntGaugeVec,
+    pool_refused: IntCounterVec,
     /// Background job runs, by `job` (`expire_sessions`, `purge_idempotency`) and `outcome`.
     pub job_runs: IntCounterVec,
     /// Rows a background job changed, by `job`.
@@ -114,6 +116,13 @@ impl Metrics {
             ),
             pool_in_use: gauges(&registry, "db_pool_connections_in_use", "Database connections checked out."),
             pool_idle: gauges(&registry, "db_pool_connections_idle", "Database connections open and idle."),
+            pool_queued: gauges(&registry, "db_pool_queued", "Callers waiting for a database connection."),
+            pool_refused: counters(
+                &registry,
+                "db_pool_refused_total",
+                "Callers refused at once because their wait for a connection would exceed CHECKOUT_QUEUE_TIMEOUT_MS.",
+                &["pool"],
+            ),
             job_runs: counters(
                 &registry,
                 "job_runs_total",
@@ -136,6 +145,9 @@ impl Metrics {
         for pool in pools {
             self.pool_in_use.with_label_values(&[pool.name]).set(i64::from(pool.in_use));
             self.pool_idle.with_label_values(&[pool.name]).set(i64::from(pool.idle));
+            self.pool_queued.with_label_values(&[pool.name]).set(i64::from(pool.queued));
+            let refused = self.pool_refused.with_label_values(&[pool.name]);
+            refused.inc_by(pool.refused.saturating_sub(refused.get()));
         }
         let mut out = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -310,6 +310,10 @@ pub struct PoolStats {
     pub in_use: u32,
     /// Open and waiting.
     pub idle: u32,
+    /// Callers waiting for a connection.
+    pub queued: u32,
+    /// Callers refused since start because their wait would have exceeded the queue timeout.
+    pub refused: u64,
 }
 
 /// What operators ask of storage.

@@ -352,8 +352,13 @@ mod tests {
             connect_admin(&admin).batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
             let sep = if admin.contains('?') { '&' } else { '?' };
             let url = format!("{admin}{sep}options=-csearch_path%3D{name}");
-            let db = Database::connect(&DbOptions { url, pool_size: 1, lock_wait: std::time::Duration::from_secs(5) })
-                .unwrap();
+            let db = Database::connect(&DbOptions {
+                url,
+                pool_size: 1,
+                lock_wait: std::time::Duration::from_secs(5),
+                queue_timeout: std::time::Duration::from_secs(5),
+            })
+            .unwrap();
             db.migrate().unwrap();
             Self { admin, name, db }
         }

@@ -4,7 +4,8 @@
 //! thread that runs them back to back instead.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -14,6 +15,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::admission::{Gate, Ticket};
 use crate::connection::AnyConnection;
 use crate::error::RepoError;
 
@@ -95,18 +97,22 @@ impl ManageConnection for Checked {
 
 /// A pooled connection of either backend, returned to the pool when dropped.
 #[derive(Debug)]
-pub struct Pooled(PooledConnection<Checked>);
+pub struct Pooled {
+    // Dropped in this order: the connection goes back to the pool, then the caller leaves the gate.
+    conn: PooledConnection<Checked>,
+    _ticket: Ticket,
+}
 
 impl std::ops::Deref for Pooled {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.0.conn
+        &self.conn.conn
     }
 }
 
 impl std::ops::DerefMut for Pooled {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.0.conn
+        &mut self.conn.conn
     }
 }
 
@@ -144,9 +150,12 @@ pub struct DbOptions {
     pub url: String,
     /// Most connections per pool.
     pub pool_size: u32,
-    /// How long a request waits for a lock held by another (the idempotency wait) or for a pooled
-    /// connection, before giving up.
+    /// How long a request waits for a lock held by another (the idempotency wait) before giving
+    /// up.
     pub lock_wait: Duration,
+    /// How long a caller may wait for a connection (the pool's, or SQLite's writer): a caller whose
+    /// wait would be longer is refused at once ([`crate::admission`]).
+    pub queue_timeout: Duration,
 }
 
 impl std::fmt::Debug for DbOptions {
@@ -155,6 +164,7 @@ impl std::fmt::Debug for DbOptions {
             .field("url", &redacted_url(&self.url))
             .field("pool_size", &self.pool_size)
             .field("lock_wait", &self.lock_wait)
+            .field("queue_timeout", &self.queue_timeout)
             .finish()
     }
 }
@@ -165,6 +175,8 @@ pub struct Database {
     backend: Backend,
     /// Reads and administrative writes; on PostgreSQL, every write.
     pool: Pool<Checked>,
+    /// Who waits for the pool.
+    gate: Arc<Gate>,
     /// SQLite only: the connection that runs write transactions.
     writer: Option<SqliteWriter>,
 }
@@ -175,13 +187,13 @@ type Job = Box<dyn FnOnce(&mut AnyConnection) + Send>;
 #[derive(Clone, Debug)]
 struct SqliteWriter {
     jobs: mpsc::SyncSender<Job>,
-    max_wait: Duration,
+    gate: Arc<Gate>,
 }
 
 impl SqliteWriter {
     const QUEUE: usize = 1024;
 
-    fn start(path: &str, settings: Settings, max_wait: Duration) -> Result<Self, RepoError> {
+    fn start(path: &str, settings: Settings, queue_timeout: Duration) -> Result<Self, RepoError> {
         let mut conn = AnyConnection::Sqlite(
             SqliteConnection::establish(path).map_err(|e| RepoError::Unavailable(e.to_string()))?,
         );
@@ -199,28 +211,48 @@ impl SqliteWriter {
                 }
             })
             .map_err(|e| RepoError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
-        Ok(Self { jobs, max_wait })
+        Ok(Self { jobs, gate: Gate::new("SQLite writer", 1, queue_timeout) })
     }
 
-    /// Runs `work` on the writer's connection and waits for its result. Work that waited in the
-    /// queue longer than the configured wait is not started: the caller gets `Unavailable`.
+    /// Runs `work` on the writer's connection and waits for its result. A caller whose wait would
+    /// be longer than the queue timeout is refused before it queues; one that has waited that long
+    /// after all withdraws its work, which is then never started. Either way it gets `Unavailable`
+    /// and nothing was written; work that has started is always waited for.
     fn run<T, E>(&self, work: impl FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<RepoError> + Send + 'static,
     {
+        const QUEUED: u8 = 0;
+        const STARTED: u8 = 1;
+        const WITHDRAWN: u8 = 2;
+        let mut ticket = self.gate.enter()?;
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let claimed = state.clone();
         let (reply, answer) = mpsc::sync_channel(1);
-        let deadline = Instant::now() + self.max_wait;
         let job: Job = Box::new(move |conn| {
-            let result = if Instant::now() > deadline {
-                Err(RepoError::Unavailable("the SQLite writer is overloaded".into()).into())
-            } else {
-                work(conn)
-            };
-            let _ = reply.send(result);
+            if claimed.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                ticket.start();
+                let _ = reply.send(work(conn));
+            }
         });
         self.jobs.send(job).map_err(|_| RepoError::Unavailable("the SQLite writer has stopped".into()))?;
-        answer.recv().map_err(|_| RepoError::Unexpected("the SQLite writer abandoned a transaction".into()))?
+        let abandoned = || RepoError::Unexpected("the SQLite writer abandoned a transaction".into());
+        match answer.recv_timeout(self.gate.timeout()) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if state.compare_exchange(QUEUED, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    Err(RepoError::Unavailable(format!(
+                        "waited {} ms for the SQLite writer (CHECKOUT_QUEUE_TIMEOUT_MS)",
+                        self.gate.timeout().as_millis()
+                    ))
+                    .into())
+                } else {
+                    answer.recv().map_err(|_| abandoned())?
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(abandoned().into()),
+        }
     }
 }
 
@@ -282,21 +314,26 @@ impl Database {
         };
         let manager_backend = manager.backend;
         let writer = match manager.backend {
-            Backend::Sqlite => Some(SqliteWriter::start(&manager.target, settings, options.lock_wait)?),
+            Backend::Sqlite => Some(SqliteWriter::start(&manager.target, settings, options.queue_timeout)?),
             Backend::Postgres => None,
         };
         let pool = Pool::builder()
             .max_size(options.pool_size)
+            // The wait to open the pool at start; a caller's wait for a connection is the gate's.
             .connection_timeout(options.lock_wait)
             .error_handler(Box::new(PoolErrorsToDebug))
             .connection_customizer(Box::new(settings))
             .build(manager)?;
-        Ok(Database { backend: manager_backend, pool, writer })
+        let gate = Gate::new("connection pool", options.pool_size, options.queue_timeout);
+        Ok(Database { backend: manager_backend, pool, gate, writer })
     }
 
     /// A pooled connection: for reads, and for writes outside the checkout's hot paths.
     pub fn conn(&self) -> Result<Pooled, RepoError> {
-        Ok(Pooled(self.pool.get()?))
+        let mut ticket = self.gate.enter()?;
+        let conn = self.pool.get_timeout(self.gate.timeout())?;
+        ticket.start();
+        Ok(Pooled { conn, _ticket: ticket })
     }
 
     /// Runs `work` as one write transaction ([`AnyConnection::write_transaction`]): on
@@ -377,12 +414,24 @@ impl domain::ports::Diagnostics for Database {
     }
 
     fn pools(&self) -> Vec<domain::ports::PoolStats> {
-        let stats = |name, state: r2d2::State| domain::ports::PoolStats {
-            name,
+        let state = self.pool.state();
+        let mut pools = vec![domain::ports::PoolStats {
+            name: self.backend(),
             in_use: state.connections - state.idle_connections,
             idle: state.idle_connections,
-        };
-        vec![stats(self.backend(), self.pool.state())]
+            queued: self.gate.queued(),
+            refused: self.gate.refused(),
+        }];
+        if let Some(writer) = &self.writer {
+            pools.push(domain::ports::PoolStats {
+                name: "sqlite_writer",
+                in_use: writer.gate.serving(),
+                idle: 1 - writer.gate.serving(),
+                queued: writer.gate.queued(),
+                refused: writer.gate.refused(),
+            });
+        }
+        pools
     }
 }
 
@@ -398,7 +447,12 @@ mod tests {
         );
         assert_eq!(redacted_url("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
         assert_eq!(redacted_url("sqlite://data/checkout.db"), "sqlite://data/checkout.db");
-        let options = DbOptions { url: "postgres://u:pw@h/d".into(), pool_size: 1, lock_wait: Duration::from_secs(1) };
+        let options = DbOptions {
+            url: "postgres://u:pw@h/d".into(),
+            pool_size: 1,
+            lock_wait: Duration::from_secs(1),
+            queue_timeout: Duration::from_secs(1),
+        };
         assert!(!format!("{options:?}").contains("pw"));
     }
 }

@@ -4,6 +4,7 @@
 //! backends. Every use case is one transaction; uniqueness rules are database constraints, never
 //! check-then-insert.
 
+mod admission;
 mod checkout;
 mod connection;
 mod db;

@@ -323,8 +323,13 @@ fn merchant_with_key(database: &Database) -> (String, String) {
 }
 
 fn open(url: &str) -> Database {
-    let db =
-        Database::connect(&DbOptions { url: url.into(), pool_size: 2, lock_wait: Duration::from_secs(10) }).unwrap();
+    let db = Database::connect(&DbOptions {
+        url: url.into(),
+        pool_size: 2,
+        lock_wait: Duration::from_secs(10),
+        queue_timeout: Duration::from_secs(10),
+    })
+    .unwrap();
     db.migrate().unwrap();
     db
 }

@@ -93,9 +93,13 @@ pub struct Settings {
     /// How long an idempotency key's first answer is replayed, 1-2592000 [default: 86400]
     #[arg(long, global = true, env = "CHECKOUT_IDEMPOTENCY_TTL_SECONDS", value_name = "SECONDS")]
     idempotency_ttl_seconds: Option<String>,
-    /// Longest wait for a held idempotency key, a lock or a pooled connection, 1-60000 [default: 5000]
+    /// Longest wait for a held idempotency key or a database lock, 1-60000 [default: 5000]
     #[arg(long, global = true, env = "CHECKOUT_IDEMPOTENCY_WAIT_MS", value_name = "MS")]
     idempotency_wait_ms: Option<String>,
+    /// Longest wait for a database connection: a request that would wait longer is answered 503 at
+    /// once, 1-60000 [default: 2000]
+    #[arg(long, global = true, env = "CHECKOUT_QUEUE_TIMEOUT_MS", value_name = "MS")]
+    queue_timeout_ms: Option<String>,
     /// How often the webhook dispatcher looks for endpoints with deliveries due, 10-86400000
     /// [default: 200]
     #[arg(long, global = true, env = "CHECKOUT_WEBHOOK_POLL_MS", value_name = "MS")]
@@ -162,7 +166,7 @@ pub struct Settings {
 
 impl Settings {
     /// Each setting with its variable's name.
-    pub fn named(&self) -> [(&'static str, &Option<String>); 28] {
+    pub fn named(&self) -> [(&'static str, &Option<String>); 29] {
         [
             ("DATABASE_URL", &self.database_url),
             ("DATABASE_POOL_SIZE", &self.database_pool_size),
@@ -173,6 +177,7 @@ impl Settings {
             ("CHECKOUT_SESSION_TTL_SECONDS", &self.session_ttl_seconds),
             ("CHECKOUT_IDEMPOTENCY_TTL_SECONDS", &self.idempotency_ttl_seconds),
             ("CHECKOUT_IDEMPOTENCY_WAIT_MS", &self.idempotency_wait_ms),
+            ("CHECKOUT_QUEUE_TIMEOUT_MS", &self.queue_timeout_ms),
             ("CHECKOUT_WEBHOOK_POLL_MS", &self.webhook_poll_ms),
             ("CHECKOUT_WEBHOOK_TIMEOUT_SECONDS", &self.webhook_timeout_seconds),
             ("CHECKOUT_PAY_ATTEMPTS_MAX", &self.pay_attempts_max),

@@ -56,6 +56,8 @@ pub struct Config {
     pub token_secret: Option<Secret>,
     /// `CHECKOUT_IDEMPOTENCY_WAIT_MS`
     pub idempotency_wait: Duration,
+    /// `CHECKOUT_QUEUE_TIMEOUT_MS`
+    pub queue_timeout: Duration,
     /// `CHECKOUT_ENV`
     pub environment: Environment,
     /// `CHECKOUT_DEV_SECRETS_FILE`
@@ -143,6 +145,7 @@ pub const RANGES: &[(&str, u64, u64)] = &[
     ("CHECKOUT_SESSION_TTL_SECONDS", 1, 7 * 86_400),
     ("CHECKOUT_IDEMPOTENCY_TTL_SECONDS", 1, 30 * 86_400),
     ("CHECKOUT_IDEMPOTENCY_WAIT_MS", 1, 60_000),
+    ("CHECKOUT_QUEUE_TIMEOUT_MS", 1, 60_000),
     ("CHECKOUT_WEBHOOK_POLL_MS", MIN_WEBHOOK_POLL_MS, 86_400_000),
     ("CHECKOUT_WEBHOOK_TIMEOUT_SECONDS", 1, MAX_WEBHOOK_TIMEOUT_SECONDS),
     ("CHECKOUT_PAY_ATTEMPTS_MAX", 1, 100),
@@ -344,6 +347,7 @@ impl Config {
             sweep_interval: Duration::from_secs(number(&get, "CHECKOUT_SWEEP_INTERVAL_SECONDS", 15, &mut problems)),
             token_secret,
             idempotency_wait: Duration::from_millis(number(&get, "CHECKOUT_IDEMPOTENCY_WAIT_MS", 5000, &mut problems)),
+            queue_timeout: Duration::from_millis(number(&get, "CHECKOUT_QUEUE_TIMEOUT_MS", 2000, &mut problems)),
             environment,
             dev_secrets_file: get("CHECKOUT_DEV_SECRETS_FILE").unwrap_or_else(|| "data/dev-secrets.json".into()),
             workers: get("CHECKOUT_WORKERS").map(|_| number(&get, "CHECKOUT_WORKERS", 1, &mut problems)),
@@ -414,6 +418,7 @@ impl Config {
                 "CHECKOUT_SESSION_TTL_SECONDS": self.session_ttl.as_secs(),
                 "CHECKOUT_IDEMPOTENCY_TTL_SECONDS": self.idempotency_ttl.as_secs(),
                 "CHECKOUT_IDEMPOTENCY_WAIT_MS": self.idempotency_wait.as_millis() as u64,
+                "CHECKOUT_QUEUE_TIMEOUT_MS": self.queue_timeout.as_millis() as u64,
                 "CHECKOUT_WEBHOOK_POLL_MS": self.webhook_poll.as_millis() as u64,
                 "CHECKOUT_WEBHOOK_TIMEOUT_SECONDS": self.webhook_timeout.as_secs(),
                 "CHECKOUT_PAY_ATTEMPTS_MAX": self.pay_attempts_max,

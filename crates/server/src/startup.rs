@@ -63,6 +63,7 @@ pub fn migrate(config: &Config) -> Result<(Database, Vec<String>), StartError> {
         url: config.database_url.clone(),
         pool_size: config.pool_size,
         lock_wait: config.idempotency_wait,
+        queue_timeout: config.queue_timeout,
     })?;
     let applied = database.migrate()?;
     Ok((database, applied))

@@ -82,9 +82,63 @@ fn a_request_stuck_behind_a_held_lock_fails_fast_and_stores_nothing(backend: Bac
     assert_eq!(retried.status, 200, "{}", retried.text);
 }
 
+fn requests_that_cannot_get_a_connection_in_time_get_a_fast_503_and_retry_safely(backend: Backend) {
+    // One connection (on SQLite, one writer) and a long lock wait: the first create holds it while
+    // the test holds a lock; everyone behind it may wait only the queue timeout.
+    let app = TestApp::spawn_with(
+        backend,
+        &[("DATABASE_POOL_SIZE", "1"), ("CHECKOUT_QUEUE_TIMEOUT_MS", "200"), ("CHECKOUT_IDEMPOTENCY_WAIT_MS", "60000")],
+    );
+    let merchant = app.new_merchant();
+    let bodies: Vec<_> = (0..12).map(|_| app.checkout_body(&merchant)).collect();
+    let mut holder = app.db.conn().unwrap();
+    holder
+        .batch_execute(match backend {
+            Backend::Postgres => "BEGIN; LOCK TABLE orders IN EXCLUSIVE MODE",
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+        })
+        .unwrap();
+    let (sender, answers) = std::sync::mpsc::channel();
+    let stuck = std::thread::scope(|scope| {
+        for (i, body) in bodies.iter().enumerate() {
+            let sender = sender.clone();
+            let app = &app;
+            let key = &merchant.key;
+            scope.spawn(move || sender.send((i, app.post_checkout(key, body))).unwrap());
+        }
+        drop(sender);
+        // All but the one holding the connection are answered while the lock is still held.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let refused: Vec<_> = (1..bodies.len())
+            .map_while(|_| answers.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).ok())
+            .collect();
+        holder.batch_execute("ROLLBACK").unwrap();
+        assert_eq!(refused.len(), bodies.len() - 1, "requests waited for the lock instead of being refused");
+        for (_, response) in &refused {
+            assert_eq!(response.status, 503, "{}", response.text);
+            assert_eq!(response.json()["error"], "unavailable");
+            assert_eq!(response.header("retry-after"), Some("1"));
+        }
+        let last = answers.recv().unwrap();
+        assert_eq!(last.1.status, 200, "the request that held the connection finished: {}", last.1.text);
+        refused.into_iter().map(|(i, _)| i).collect::<Vec<_>>()
+    });
+    assert_eq!(app.checkout_rows()[0], 1, "a refused request leaves nothing behind");
+    // Retried with their keys, the refused requests each make their one order.
+    for i in stuck {
+        let retried = app.post_checkout(&merchant.key, &bodies[i]);
+        assert_eq!(retried.status, 200, "{}", retried.text);
+        assert!(retried.header("idempotent-replayed").is_none());
+    }
+    assert_eq!(app.checkout_rows(), [12, 24, 12, 12, 12]);
+    let metrics = app.request("GET", "/metrics", &[]).text;
+    assert!(metrics.contains("checkout_db_pool_queued{pool="), "{metrics}");
+}
+
 on_both_backends!(
     a_failure_mid_transaction_leaves_nothing_and_a_retry_succeeds,
     a_request_stuck_behind_a_held_lock_fails_fast_and_stores_nothing,
+    requests_that_cannot_get_a_connection_in_time_get_a_fast_503_and_retry_safely,
 );
 
 /// A PostgreSQL server of the test's own, in a temporary folder on a free port, that the test may

@@ -101,8 +101,13 @@ impl TestDb {
 
     /// A connection pool of the test's own, for seeding and for looking behind the API.
     pub fn database(&self) -> Database {
-        Database::connect(&DbOptions { url: self.url.clone(), pool_size: 2, lock_wait: Duration::from_secs(10) })
-            .expect("open test database")
+        Database::connect(&DbOptions {
+            url: self.url.clone(),
+            pool_size: 2,
+            lock_wait: Duration::from_secs(10),
+            queue_timeout: Duration::from_secs(10),
+        })
+        .expect("open test database")
     }
 }
 
