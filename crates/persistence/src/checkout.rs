@@ -225,6 +225,9 @@ fn redeem_in(
     }
 }
 
+/// Most idempotency records one statement of the purge deletes.
+const PURGE_BATCH: i64 = 1_000;
+
 /// The redemption on either backend. On PostgreSQL the common case is one statement, its own
 /// transaction; anything else (a taken key, a claim with an open order: a unique violation undoes
 /// the statement) goes step by step in a transaction, as it always does on SQLite.
@@ -290,8 +293,29 @@ impl CheckoutStore for CheckoutRepository {
     }
 
     fn purge_idempotency(&self, stale_before: DateTime<Utc>) -> Result<usize, StoreError> {
-        let stale = idempotency_keys::table.filter(idempotency_keys::created_at.le(stale_before.naive_utc()));
-        Ok(diesel::delete(stale).execute(&mut *self.db.conn()?).map_err(RepoError::from)?)
+        let stale_before = stale_before.naive_utc();
+        let mut purged = 0;
+        // In batches, each its own short write, so that a backlog of records never holds the
+        // write lock (SQLite's writer, PostgreSQL's WAL) long enough to stall creates.
+        loop {
+            let deleted = self.db.run(move |conn| -> Result<usize, RepoError> {
+                // Up to the batch's newest record (a few more where several share its instant).
+                let upto = idempotency_keys::table
+                    .filter(idempotency_keys::created_at.le(stale_before))
+                    .order(idempotency_keys::created_at)
+                    .select(idempotency_keys::created_at)
+                    .offset(PURGE_BATCH - 1)
+                    .first::<NaiveDateTime>(conn)
+                    .optional()?
+                    .unwrap_or(stale_before);
+                let stale = idempotency_keys::table.filter(idempotency_keys::created_at.le(upto));
+                Ok(diesel::delete(stale).execute(conn)?)
+            })?;
+            purged += deleted;
+            if deleted < PURGE_BATCH as usize {
+                return Ok(purged);
+            }
+        }
     }
 
     fn redeem(&self, checkout: &NewOrderRecords) -> Result<Redemption, StoreError> {

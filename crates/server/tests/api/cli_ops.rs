@@ -169,11 +169,7 @@ fn racing_rolls_of_one_key_make_one_key(backend: Backend) {
 fn last_use_is_written_in_batches_never_on_the_requests_path(backend: Backend) {
     // The sweep runs once at start, then not for an hour: what the requests wrote is all there is.
     let mut app = TestApp::spawn_with(backend, &[("CHECKOUT_SWEEP_INTERVAL_SECONDS", "3600")]);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !app.request("GET", "/metrics", &[]).text.lines().any(|l| l.contains("job=\"record_key_use\"")) {
-        assert!(Instant::now() < deadline, "the first sweep never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    app.wait_for_first_sweep();
     let merchant = app.new_merchant();
     let idle = app.new_merchant();
     let before = app.count("SELECT COUNT(*) AS n FROM api_keys WHERE last_used_at IS NOT NULL");

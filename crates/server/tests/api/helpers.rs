@@ -502,6 +502,16 @@ impl TestApp {
         execute(&self.db, sql)
     }
 
+    /// Waits (bounded) until the sweep the server runs at start has finished, so that a test's
+    /// own rows are not swept by it.
+    pub fn wait_for_first_sweep(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !self.request("GET", "/metrics", &[]).text.lines().any(|l| l.contains("job=\"record_key_use\"")) {
+            assert!(std::time::Instant::now() < deadline, "the first sweep never ran");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Rows of every table a checkout writes.
     pub fn checkout_rows(&self) -> [i64; 5] {
         ["orders", "order_items", "payments", "checkout_sessions", "idempotency_keys"]

@@ -78,10 +78,30 @@ fn idempotency_records_are_purged_after_retention(backend: Backend) {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM orders"), 2, "orders stay");
 }
 
+fn a_backlog_of_stale_records_is_purged_whole_in_short_batches(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("CHECKOUT_SWEEP_INTERVAL_SECONDS", "3600")]);
+    app.wait_for_first_sweep();
+    let merchant = app.new_merchant();
+    // More than two batches of records past retention, all made at the same instant.
+    app.execute(&format!(
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 2345) \
+         INSERT INTO idempotency_keys (merchant_id, livemode, idempotency_key, fingerprint, outcome, created_at) \
+         SELECT '{}', FALSE, 'old-' || i, 'x', '{{}}', '2020-01-01 00:00:00' FROM s",
+        merchant.id
+    ));
+    let fresh = app.checkout_body(&merchant);
+    assert_eq!(app.post_checkout(&merchant.key, &fresh).status, 200);
+    assert_eq!(app.sweep()[2], 2345);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM idempotency_keys"), 1, "the fresh record stays");
+    let replayed = app.post_checkout(&merchant.key, &fresh);
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+}
+
 on_both_backends!(
     health_and_readiness,
     metrics_count_requests_and_outcomes,
-    idempotency_records_are_purged_after_retention
+    idempotency_records_are_purged_after_retention,
+    a_backlog_of_stale_records_is_purged_whole_in_short_batches,
 );
 
 #[test]
