@@ -45,7 +45,7 @@ impl CheckoutRepository {
     }
 }
 
-fn encode_outcome(outcome: &StoredOutcome) -> Result<String, RepoError> {
+pub(crate) fn encode_outcome(outcome: &StoredOutcome) -> Result<String, RepoError> {
     serde_json::to_string(outcome).map_err(|e| RepoError::Unexpected(Box::new(e)))
 }
 
@@ -56,7 +56,7 @@ fn decode_record((fingerprint, outcome): (String, String)) -> Result<Idempotency
 }
 
 /// The idempotency key is held by a request that did not finish within the wait.
-struct KeyBusy;
+pub(crate) struct KeyBusy;
 
 /// How the redemption transaction ends when it must roll back.
 type Abort = TxEnd<KeyBusy>;
@@ -231,7 +231,7 @@ const PURGE_BATCH: i64 = 1_000;
 /// The redemption on either backend. On PostgreSQL the common case is one statement, its own
 /// transaction; anything else (a taken key, a claim with an open order: a unique violation undoes
 /// the statement) goes step by step in a transaction, as it always does on SQLite.
-fn redeem(
+pub(crate) fn redeem(
     conn: &mut AnyConnection,
     envelopes: &dyn Envelopes,
     c: &NewOrderRecords,

@@ -154,7 +154,7 @@ pub struct DbOptions {
     /// up.
     pub lock_wait: Duration,
     /// How long a caller may wait for a connection (the pool's, or SQLite's writer): a caller whose
-    /// wait would be longer is refused at once ([`crate::admission`]).
+    /// wait would be longer is refused at once (admission control).
     pub queue_timeout: Duration,
 }
 

@@ -13,6 +13,7 @@ mod merchant;
 mod orders;
 mod outbox;
 mod postgres;
+pub mod raw;
 mod rows;
 mod schema;
 mod webhook;
