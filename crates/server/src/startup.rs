@@ -108,7 +108,7 @@ impl Jobs {
     pub fn sweep(&self) -> Result<[usize; 3], String> {
         Ok([
             self.sweeper.release_stuck_charges(SWEEP_BATCH).map_err(|e| e.to_string())?,
-            self.sweeper.expire_due(SWEEP_BATCH).map_err(|e| e.to_string())?,
+            expire_backlog(&self.sweeper, std::time::Duration::MAX)?,
             self.checkout.purge_idempotency().map_err(|e| e.to_string())?,
         ])
     }
@@ -140,8 +140,7 @@ fn spawn_jobs(jobs: Jobs, metrics: api::metrics::Metrics, interval: std::time::D
             })
             .await;
             let sweeper = jobs.sweeper.clone();
-            run_job(&metrics, "expire_sessions", move || sweeper.expire_due(SWEEP_BATCH).map_err(|e| e.to_string()))
-                .await;
+            run_job(&metrics, "expire_sessions", move || expire_backlog(&sweeper, interval / 2)).await;
             let checkout = jobs.checkout.clone();
             run_job(&metrics, "purge_idempotency", move || checkout.purge_idempotency().map_err(|e| e.to_string()))
                 .await;
@@ -230,8 +229,23 @@ fn slice() -> chrono::Duration {
     chrono::Duration::seconds(2)
 }
 
-/// Most sessions one sweep expires.
+/// Most sessions or charges one batch of a sweep handles.
 const SWEEP_BATCH: i64 = 500;
+
+/// Expires sessions past their end, a batch at a time, until none is due or `budget` has gone (a
+/// backlog, after downtime or a drop, is worked off at once rather than a batch a sweep). Each
+/// expiry is a short transaction of its own, so creates interleave with them.
+fn expire_backlog(sweeper: &Sweeper, budget: std::time::Duration) -> Result<usize, String> {
+    let started = std::time::Instant::now();
+    let mut expired = 0;
+    loop {
+        let batch = sweeper.expire_due(SWEEP_BATCH).map_err(|e| e.to_string())?;
+        expired += batch;
+        if (batch as i64) < SWEEP_BATCH || started.elapsed() >= budget {
+            return Ok(expired);
+        }
+    }
+}
 
 fn duration(value: std::time::Duration, setting: &str) -> Result<chrono::Duration, StartError> {
     chrono::Duration::from_std(value).map_err(|_| StartError::Config(format!("{setting} is too large")))

@@ -97,7 +97,22 @@ fn a_backlog_of_stale_records_is_purged_whole_in_short_batches(backend: Backend)
     assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
 }
 
+fn a_backlog_of_ended_sessions_larger_than_a_batch_expires_in_one_sweep(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("CHECKOUT_SWEEP_INTERVAL_SECONDS", "3600")]);
+    app.wait_for_first_sweep();
+    let merchant = app.new_merchant();
+    let orders: Vec<String> =
+        (0..520).map(|_| app.create_checkout(&merchant, &app.checkout_body(&merchant)).1).collect();
+    app.clock.advance(chrono::Duration::hours(1));
+    assert_eq!(app.sweep()[1], 520, "more than one batch of 500");
+    for order in [&orders[0], &orders[519]] {
+        assert_eq!(app.get_order(&merchant.key, order)["status"], "expired");
+    }
+    assert_eq!(app.sweep()[1], 0, "nothing is expired twice");
+}
+
 on_both_backends!(
+    a_backlog_of_ended_sessions_larger_than_a_batch_expires_in_one_sweep,
     health_and_readiness,
     metrics_count_requests_and_outcomes,
     idempotency_records_are_purged_after_retention,
