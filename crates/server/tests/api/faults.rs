@@ -87,8 +87,15 @@ fn requests_that_cannot_get_a_connection_in_time_get_a_fast_503_and_retry_safely
     // the test holds a lock; everyone behind it may wait only the queue timeout.
     let app = TestApp::spawn_with(
         backend,
-        &[("DATABASE_POOL_SIZE", "1"), ("CHECKOUT_QUEUE_TIMEOUT_MS", "200"), ("CHECKOUT_IDEMPOTENCY_WAIT_MS", "60000")],
+        &[
+            ("DATABASE_POOL_SIZE", "1"),
+            ("CHECKOUT_QUEUE_TIMEOUT_MS", "200"),
+            ("CHECKOUT_IDEMPOTENCY_WAIT_MS", "60000"),
+            ("CHECKOUT_SWEEP_INTERVAL_SECONDS", "3600"),
+        ],
     );
+    // The sweep at start writes too: it must not be the one caught behind the lock.
+    app.wait_for_first_sweep();
     let merchant = app.new_merchant();
     let bodies: Vec<_> = (0..12).map(|_| app.checkout_body(&merchant)).collect();
     let mut holder = app.db.conn().unwrap();
