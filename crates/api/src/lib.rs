@@ -68,6 +68,17 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// A resource of the merchant API: its `routes`, the per-address limit on failed keys, and a
+/// JSON 405 naming the `allowed` methods for any other. Every key-guarded endpoint is one.
+fn key_guarded(
+    path: String,
+    allowed: &'static str,
+    routes: impl IntoIterator<Item = actix_web::Route>,
+) -> impl actix_web::dev::HttpServiceFactory {
+    let resource = routes.into_iter().fold(web::resource(path), |resource, route| resource.route(route));
+    resource.wrap(middleware::from_fn(ratelimit::authentication)).default_service(only(allowed))
+}
+
 /// Registers every route, at the root and under `/api` (the contract's two server URLs).
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
@@ -77,49 +88,37 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         let require_https = state.require_https;
         cfg.app_data(web::Data::new(state));
         for prefix in ["", "/api"] {
-            cfg.service(
-                web::resource(format!("{prefix}/checkout"))
-                    .wrap(middleware::from_fn(ratelimit::authentication))
-                    .route(web::post().to(routes::checkout::post))
-                    .default_service(only("POST")),
-            );
-            cfg.service(
-                web::resource(format!("{prefix}/orders/{{order_id}}"))
-                    .wrap(middleware::from_fn(ratelimit::authentication))
-                    .route(get().to(routes::orders::get))
-                    .default_service(only("GET, HEAD")),
-            );
-            cfg.service(
-                web::resource(format!("{prefix}/orders/{{order_id}}/cancel"))
-                    .wrap(middleware::from_fn(ratelimit::authentication))
-                    .route(web::post().to(routes::orders::cancel))
-                    .default_service(only("POST")),
-            );
-            cfg.service(
-                web::resource(format!("{prefix}/webhook-endpoints"))
-                    .wrap(middleware::from_fn(ratelimit::authentication))
-                    .route(web::post().to(routes::webhook_endpoints::create))
-                    .route(get().to(routes::webhook_endpoints::list))
-                    .default_service(only("GET, HEAD, POST")),
-            );
-            cfg.service(
-                web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}"))
-                    .wrap(middleware::from_fn(ratelimit::authentication))
-                    .route(web::delete().to(routes::webhook_endpoints::remove))
-                    .default_service(only("DELETE")),
-            );
-            cfg.service(
-                web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}/enable"))
-                    .wrap(middleware::from_fn(ratelimit::authentication))
-                    .route(web::post().to(routes::webhook_endpoints::enable))
-                    .default_service(only("POST")),
-            );
-            cfg.service(
-                web::resource(format!("{prefix}/webhook-endpoints/{{endpoint_id}}/disable"))
-                    .wrap(middleware::from_fn(ratelimit::authentication))
-                    .route(web::post().to(routes::webhook_endpoints::disable))
-                    .default_service(only("POST")),
-            );
+            cfg.service(key_guarded(format!("{prefix}/checkout"), "POST", [web::post().to(routes::checkout::post)]));
+            cfg.service(key_guarded(
+                format!("{prefix}/orders/{{order_id}}"),
+                "GET, HEAD",
+                [get().to(routes::orders::get)],
+            ));
+            cfg.service(key_guarded(
+                format!("{prefix}/orders/{{order_id}}/cancel"),
+                "POST",
+                [web::post().to(routes::orders::cancel)],
+            ));
+            cfg.service(key_guarded(
+                format!("{prefix}/webhook-endpoints"),
+                "GET, HEAD, POST",
+                [web::post().to(routes::webhook_endpoints::create), get().to(routes::webhook_endpoints::list)],
+            ));
+            cfg.service(key_guarded(
+                format!("{prefix}/webhook-endpoints/{{endpoint_id}}"),
+                "DELETE",
+                [web::delete().to(routes::webhook_endpoints::remove)],
+            ));
+            cfg.service(key_guarded(
+                format!("{prefix}/webhook-endpoints/{{endpoint_id}}/enable"),
+                "POST",
+                [web::post().to(routes::webhook_endpoints::enable)],
+            ));
+            cfg.service(key_guarded(
+                format!("{prefix}/webhook-endpoints/{{endpoint_id}}/disable"),
+                "POST",
+                [web::post().to(routes::webhook_endpoints::disable)],
+            ));
             cfg.service(
                 web::resource(format!("{prefix}/openapi.yaml"))
                     .route(get().to(routes::openapi::yaml))

@@ -38,6 +38,15 @@ pub struct CheckoutRequest {
     pub idempotency_key: IdempotencyKey,
 }
 
+impl CheckoutRequest {
+    /// What a replay must match: every field but the key itself. The destructuring names every
+    /// field, so a new one does not compile until it is either fingerprinted or said not to be.
+    fn fingerprint(&self) -> Fingerprint {
+        let Self { checkout_claim, mode, success_url, cancel_url, idempotency_key: _ } = self;
+        Fingerprint::of("POST /checkout", &[checkout_claim, mode.as_str(), success_url.as_str(), cancel_url.as_str()])
+    }
+}
+
 /// What a successful `POST /checkout` made: the order, its payment and the page to pay on, as
 /// first answered (a replay answers the very same).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,15 +225,7 @@ impl CheckoutService {
         if let Some(limit) = &self.limit {
             limit.admit(&caller).map_err(CheckoutError::RateLimited)?;
         }
-        let fingerprint = Fingerprint::of(
-            "POST /checkout",
-            &[
-                &request.checkout_claim,
-                request.mode.as_str(),
-                request.success_url.as_str(),
-                request.cancel_url.as_str(),
-            ],
-        );
+        let fingerprint = request.fingerprint();
         if let Some(record) = found.and_then(|f| f.record) {
             return self.replay(caller.merchant_id, decide(record, &fingerprint));
         }

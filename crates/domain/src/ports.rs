@@ -196,23 +196,46 @@ pub trait OrderStore: Send + Sync {
 }
 
 /// Moves money. Implemented by an adapter per provider (the sandbox is one). Every call is
-/// idempotent per attempt id, which is also the provider's idempotency key.
+/// idempotent per attempt id, which is also the provider's idempotency key. The rules below are
+/// what keeps money safe when processes die mid-charge and replicas race; an adapter's own tests
+/// must check each of them (the HTTP money tests drive the sandbox).
+///
+/// One provider serves all attempts: `lookup` and `refund` go to the provider configured now,
+/// whatever an attempt's stored `provider` says. Switch providers only while no payment is
+/// `processing` and no attempt is `refund_pending`.
 pub trait PaymentProvider: Send + Sync {
     /// A short name, stored with each attempt.
     fn name(&self) -> &'static str;
 
-    /// Whether it may charge in this mode (the sandbox refuses live mode).
+    /// Whether it may charge in this mode (the sandbox refuses live mode). The page refuses to
+    /// charge an order of a mode the provider does not support.
     fn supports(&self, livemode: Livemode) -> bool;
 
-    /// Charges the card once per `attempt_id`.
+    /// Charges the card once per `charge.attempt_id`: a second call with the same id answers what
+    /// the first did and moves no money.
+    /// - `Ok(Approved)` / `Ok(Declined(code))`: the provider's answer. A decline counts towards
+    ///   `CHECKOUT_PAY_ATTEMPTS_MAX`, so an outage must never be reported as a decline.
+    /// - `Err`: **nothing was charged**, and the attempt is never looked up again. A timeout after
+    ///   the request went out is not that: wait for the answer, or ask [`Self::lookup`], and only
+    ///   then answer.
+    /// - Answer well within `sweeper::STUCK_AFTER_SECONDS` (120 s): after that the sweeper asks
+    ///   `lookup` about the attempt.
+    ///
+    /// Card numbers and CVCs never reach a log or a [`ProviderError`] (it is logged).
     fn charge(&self, charge: &Charge<'_>) -> Result<ChargeResult, ProviderError>;
 
     /// What became of the charge made under `attempt_id`: asked when the process that made it died
-    /// before recording the answer.
+    /// before recording the answer, from whichever replica sweeps.
+    /// - what the provider recorded, `Pending` while the charge still runs;
+    /// - `NotFound` only for an attempt the provider never saw: the payment is then freed for a
+    ///   new charge, so a wrong `NotFound` can charge twice;
+    /// - `Err` when it cannot tell now: the next sweep asks again.
     fn lookup(&self, attempt_id: &str) -> Result<ChargeLookup, ProviderError>;
 
     /// Gives back the whole of a charge that succeeded (a void before settlement, a refund after:
-    /// whichever the provider does). Giving back twice gives back once.
+    /// whichever the provider does). Giving back twice gives back once, and answers `Ok` again (the
+    /// sweeper repeats a refund whose recording was lost); `Err` means nothing went back yet, and
+    /// it is retried.
     fn refund(&self, attempt_id: &str) -> Result<(), ProviderError>;
 }
 

@@ -1,6 +1,7 @@
 //! The served contract reads as documentation: every operation shows a `curl` and example bodies,
-//! every example is valid against its own schema, every webhook event is in `webhooks`, the
-//! servers are this deployment's, and the new refusals are documented.
+//! every example is valid against its own schema, every field a real order shows is in its schema,
+//! every webhook event is in `webhooks`, the servers are this deployment's, and the new refusals
+//! are documented.
 
 use serde_json::Value;
 
@@ -188,6 +189,43 @@ fn every_webhook_event_and_its_envelope_are_documented() {
         assert_eq!(body["schema"]["$ref"], "#/components/schemas/WebhookEvent");
         assert_eq!(body["examples"]["event"]["value"]["type"], event);
     }
+}
+
+/// The fields of `value` that `schema` does not name as properties, at any depth.
+fn undocumented(document: &Value, schema: &Value, value: &Value, at: &str, found: &mut Vec<String>) {
+    let schema = resolve(document, schema);
+    if let (Some(object), Some(properties)) = (value.as_object(), schema.get("properties")) {
+        for (key, inner) in object {
+            match properties.get(key) {
+                Some(property) => undocumented(document, property, inner, &format!("{at}.{key}"), found),
+                None => found.push(format!("{at}.{key}")),
+            }
+        }
+    }
+    if let (Some(array), Some(items)) = (value.as_array(), schema.get("items")) {
+        for (i, item) in array.iter().enumerate() {
+            undocumented(document, items, item, &format!("{at}[{i}]"), found);
+        }
+    }
+}
+
+#[test]
+fn every_field_a_real_order_shows_is_documented() {
+    let app = TestApp::spawn(Backend::Sqlite);
+    let document = app.request("GET", "/openapi.json", &[]).json();
+    let schema =
+        &document["paths"]["/orders/{orderId}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    let merchant = app.new_merchant();
+    let (page, paid) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    assert_eq!(app.pay(&page, "4000000000000002").status, 402, "declined: the page again");
+    assert_eq!(app.pay(&page, "4242424242424242").status, 303);
+    let (_, cancelled) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    assert_eq!(app.cancel_order(&merchant.key, &cancelled).status, 200);
+    let mut found = Vec::new();
+    for order_id in [paid, cancelled] {
+        undocumented(&document, schema, &app.get_order(&merchant.key, &order_id), "order", &mut found);
+    }
+    assert!(found.is_empty(), "not in the Order schema of docs/openapi.yaml: {found:?}");
 }
 
 #[test]

@@ -330,6 +330,21 @@ fn every_setting_the_configuration_reads_is_in_the_help() {
     for name in &names {
         assert!(help.contains(&format!("[env: {name}")), "{name} is not in --help");
     }
+    // Each setting the configuration reads is also a flag, shown by `config check`, and in the
+    // README's table: one forgotten place would drop a flag silently or hide a setting.
+    let flags: BTreeSet<&str> = server::cli::Settings::default().named().iter().map(|(name, _)| *name).collect();
+    let config = Config::from_lookup(|name| match name {
+        "CHECKOUT_CLAIM_KEYS" => Some(format!("k1:{}", domain::claim::ClaimSigner::generate().public_key())),
+        _ => None,
+    })
+    .expect("the development defaults");
+    let described = config.describe()["settings"].clone();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for name in names.iter().filter(|n| !["RUST_LOG", "LOG_FORMAT", "CHECKOUT_ENV"].contains(&n.as_str())) {
+        assert!(flags.contains(name.as_str()), "{name} is not in cli::Settings::named: its flag is ignored");
+        assert!(described.as_object().unwrap().contains_key(name), "{name} is not in Config::describe");
+        assert!(readme.contains(&format!("| `{name}` |")), "{name} is not in the README's settings table");
+    }
     let issue = checkout_server(Path::new("."), &["claim", "issue", "--help"], &[]);
     assert!(String::from_utf8_lossy(&issue.stdout).contains("[env: CHECKOUT_CLAIM_PRIVATE_KEY"));
     for status in ["1 ", "2 ", "3 "] {
