@@ -265,8 +265,11 @@ fn requests_fail_fast_while_postgres_is_down_and_recover_when_it_returns() {
 
     let pg = OwnPostgres::start_new();
     let db = crate::helpers::TestDb::at(&pg.url());
-    let app =
-        TestApp::spawn_on(db, domain::claim::ClaimSigner::generate(), &[("CHECKOUT_IDEMPOTENCY_WAIT_MS", "1000")]);
+    let app = TestApp::spawn_on(
+        db,
+        domain::claim::ClaimSigner::generate(),
+        &[("CHECKOUT_IDEMPOTENCY_WAIT_MS", "1000"), ("CHECKOUT_QUEUE_TIMEOUT_MS", "1000")],
+    );
     let merchant = app.new_merchant();
     let stop = AtomicBool::new(false);
     let results: Mutex<Vec<Sent>> = Mutex::new(Vec::new());
