@@ -37,6 +37,18 @@ fn sane(value: &HeaderValue) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
+/// `req_` and 80 random bits in hex.
+fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(24);
+    id.push_str("req_");
+    for b in domain::secret::random_bytes::<10>() {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    id
+}
+
 /// One request counted in `http_requests_in_flight` until it is dropped, however it ends.
 struct InFlight(prometheus::IntGauge);
 
@@ -59,11 +71,7 @@ pub async fn requests(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(sane)
-        .unwrap_or_else(|| format!("req_{}", &domain::secret::random_token().expose()[..20]));
+    let id = req.headers().get(&REQUEST_ID).and_then(sane).unwrap_or_else(new_request_id);
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();

@@ -8,6 +8,9 @@ use server::cli::{self, Cli, CliError, Command, Format, Settings};
 use server::config::{ConfigError, Environment, LogFormat};
 use server::startup::Application;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A missing .env is normal; the environment alone is enough.
     let _ = dotenvy::dotenv();
