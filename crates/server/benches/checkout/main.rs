@@ -272,51 +272,61 @@ fn burst(bench: &Bench, backend: &'static str) -> Value {
 /// Where a create's time goes: `perf record` across the machine while wrk runs creates, then the
 /// share of each process and the server's hottest functions.
 fn profile(bench: &Bench, backend: &'static str) -> Value {
-    println!("\n== {backend}: profile of creates ({} connections, {} s)", bench.connections, bench.seconds);
+    println!(
+        "\n== {backend}: profiles of creates and replays ({} connections, {} s each)",
+        bench.connections, bench.seconds
+    );
     let app = bench.target(backend, "profile");
     let (merchant, key) = bench.merchant(&app);
     let server = bench.server(&app, &[]);
-    let data = bench.dir.join(format!("perf-{backend}.data"));
-    let mut perf = match std::process::Command::new("perf")
-        .args(["record", "-a", "-F", "499", "-o"])
-        .arg(&data)
-        .args(["--", "sleep", &bench.seconds.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!("perf is not available ({e})");
-            return json!({"backend": backend, "scenario": "profile", "skipped": "no perf"});
-        }
-    };
-    let (run, split, _) = bench.creates(&server, merchant, &key, bench.connections, "profile");
-    let _ = perf.wait();
-    line("creates while profiled", &run, Some(&split));
-    let report = |args: &[&str]| {
-        let out = std::process::Command::new("perf")
-            .args(["report", "--stdio", "--no-children", "-i"])
+    let (file, bodies) = bench.bodies(merchant, "profile", bench.seconds as usize * 8_000);
+    let mut results = Vec::new();
+    for what in ["creates", "replays"] {
+        let file = if what == "creates" {
+            file.clone()
+        } else {
+            let created = crate::count(&app, "SELECT COUNT(*) AS n FROM orders") as usize;
+            load::bodies_file(&bench.dir, "profile-replays", &bodies[..created.saturating_sub(bench.connections)])
+        };
+        let data = bench.dir.join(format!("perf-{backend}-{what}.data"));
+        let Ok(mut perf) = std::process::Command::new("perf")
+            .args(["record", "-a", "-F", "499", "-o"])
             .arg(&data)
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        out.lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .take(30)
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    let by_process = report(&["--sort", "comm"]);
-    let pid = server.pid().to_string();
-    let server_symbols = report(&["--pid", &pid, "--sort", "dso,symbol"]);
-    let everything = report(&["--sort", "comm,dso,symbol"]);
-    println!("  by process:\n    {}", by_process.join("\n    "));
-    println!("  hottest in the server:\n    {}", server_symbols.join("\n    "));
-    println!("  hottest, everywhere:\n    {}", everything.join("\n    "));
-    json!({"backend": backend, "scenario": "profile", "run": run.json(), "by_process": by_process,
-           "server": server_symbols, "everything": everything})
+            .args(["--", "sleep", &bench.seconds.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        else {
+            eprintln!("perf is not available");
+            return json!({"backend": backend, "scenario": "profile", "skipped": "no perf"});
+        };
+        let meter = Meter::start(Some(server.pid()));
+        let run = load::wrk(&server.url("/checkout"), &key, &file, bench.connections, bench.seconds);
+        let split = meter.stop();
+        let _ = perf.wait();
+        line(&format!("{what} while profiled"), &run, Some(&split));
+        let report = |args: &[&str], most: usize| {
+            let out = std::process::Command::new("perf")
+                .args(["report", "--stdio", "--no-children", "--percent-limit", "0.3", "-i"])
+                .arg(&data)
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            out.lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .take(most)
+                .map(|l| l.split_whitespace().filter(|w| *w != "-").collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+        };
+        let by_process = report(&["--sort", "comm"], 12);
+        let pid = server.pid().to_string();
+        let in_server = report(&["--pid", &pid, "--sort", "dso,symbol"], 40);
+        println!("  {what}, by process:\n    {}", by_process.join("\n    "));
+        println!("  {what}, hottest in the server:\n    {}", in_server.join("\n    "));
+        results.push(json!({"what": what, "run": run.json(), "by_process": by_process, "server": in_server}));
+    }
+    json!({"backend": backend, "scenario": "profile", "profiles": results})
 }
 
 #[derive(QueryableByName)]

@@ -38,7 +38,13 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         // The server's own tuning settings pass through, so they can be compared.
-        for name in ["DATABASE_POOL_SIZE", "CHECKOUT_WORKERS", "CHECKOUT_QUEUE_TIMEOUT_MS"] {
+        for name in [
+            "DATABASE_POOL_SIZE",
+            "CHECKOUT_WORKERS",
+            "CHECKOUT_QUEUE_TIMEOUT_MS",
+            "CHECKOUT_SWEEP_INTERVAL_SECONDS",
+            "CHECKOUT_WEBHOOK_POLL_MS",
+        ] {
             if let Ok(value) = std::env::var(name) {
                 command.env(name, value);
             }
