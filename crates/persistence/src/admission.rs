@@ -9,8 +9,9 @@
 //! queues. The pool's and the writer's own timeouts (the same value) are the backstop for a wait
 //! the estimate got wrong.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::RepoError;
@@ -124,6 +125,88 @@ impl Drop for Ticket {
     }
 }
 
+/// Connections handed out in the order they were asked for. r2d2 lets a caller that arrives as a
+/// connection comes back take it before one that has been waiting, so under a saturated pool a
+/// waiter can lose that race again and again (seconds, at the tail); callers take a permit here
+/// first, one per connection, first come first served.
+#[derive(Debug)]
+pub(crate) struct Fifo {
+    state: Mutex<Queue>,
+}
+
+#[derive(Debug)]
+struct Queue {
+    free: u32,
+    waiting: VecDeque<Arc<Turn>>,
+}
+
+/// One waiter's turn: set when a permit is handed to it.
+#[derive(Debug, Default)]
+struct Turn {
+    given: Mutex<bool>,
+    ready: Condvar,
+}
+
+/// A permit to take a connection; handed on to the next waiter when dropped.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    fifo: Arc<Fifo>,
+}
+
+impl Fifo {
+    pub(crate) fn new(permits: u32) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::new(Queue { free: permits.max(1), waiting: VecDeque::new() }) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A permit, after everyone who asked before; `None` if none came within `wait`.
+    pub(crate) fn acquire(self: &Arc<Self>, wait: Duration) -> Option<Permit> {
+        let turn = {
+            let mut queue = self.lock();
+            if queue.free > 0 && queue.waiting.is_empty() {
+                queue.free -= 1;
+                return Some(Permit { fifo: self.clone() });
+            }
+            let turn = Arc::new(Turn::default());
+            queue.waiting.push_back(turn.clone());
+            turn
+        };
+        let deadline = Instant::now() + wait;
+        let mut given = turn.given.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !*given {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                drop(given);
+                let mut queue = self.lock();
+                // Handed a permit just now after all: keep it.
+                if *turn.given.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                    return Some(Permit { fifo: self.clone() });
+                }
+                queue.waiting.retain(|w| !Arc::ptr_eq(w, &turn));
+                return None;
+            }
+            given = turn.ready.wait_timeout(given, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+        }
+        Some(Permit { fifo: self.clone() })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut queue = self.fifo.lock();
+        match queue.waiting.pop_front() {
+            Some(next) => {
+                *next.given.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+                next.ready.notify_one();
+            }
+            None => queue.free += 1,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +260,30 @@ mod tests {
         }
         let later = gate.hold_nanos.load(Ordering::Relaxed);
         assert!((900_000..1_200_000).contains(&later), "{later}");
+    }
+
+    #[test]
+    fn permits_go_to_waiters_in_the_order_they_asked() {
+        let fifo = Fifo::new(1);
+        let held = fifo.acquire(Duration::ZERO).expect("a free permit");
+        assert!(fifo.acquire(Duration::from_millis(20)).is_none(), "none free: the wait runs out");
+        let order = Arc::new(Mutex::new(Vec::new()));
+        std::thread::scope(|scope| {
+            for i in 0..4 {
+                let (mine, order) = (fifo.clone(), order.clone());
+                scope.spawn(move || {
+                    let permit = mine.acquire(Duration::from_secs(30)).expect("a turn");
+                    order.lock().unwrap().push(i);
+                    drop(permit);
+                });
+                // The next waiter asks only once this one is queued.
+                while fifo.lock().waiting.len() < i + 1 {
+                    std::thread::yield_now();
+                }
+            }
+            drop(held);
+        });
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+        assert_eq!(fifo.lock().free, 1, "every permit came back");
     }
 }

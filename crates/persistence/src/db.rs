@@ -15,7 +15,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::admission::{Gate, Ticket};
+use crate::admission::{Fifo, Gate, Permit, Ticket};
 use crate::connection::AnyConnection;
 use crate::error::RepoError;
 
@@ -98,8 +98,10 @@ impl ManageConnection for Checked {
 /// A pooled connection of either backend, returned to the pool when dropped.
 #[derive(Debug)]
 pub struct Pooled {
-    // Dropped in this order: the connection goes back to the pool, then the caller leaves the gate.
+    // Dropped in this order: the connection goes back to the pool, its permit to the next in line,
+    // then the caller leaves the gate.
     conn: PooledConnection<Checked>,
+    _permit: Permit,
     _ticket: Ticket,
 }
 
@@ -177,6 +179,8 @@ pub struct Database {
     pool: Pool<Checked>,
     /// Who waits for the pool.
     gate: Arc<Gate>,
+    /// The pool's connections, handed out in the order they were asked for.
+    fifo: Arc<Fifo>,
     /// SQLite only: the connection that runs write transactions.
     writer: Option<SqliteWriter>,
 }
@@ -325,15 +329,23 @@ impl Database {
             .connection_customizer(Box::new(settings))
             .build(manager)?;
         let gate = Gate::new("connection pool", options.pool_size, options.queue_timeout);
-        Ok(Database { backend: manager_backend, pool, gate, writer })
+        let fifo = Fifo::new(options.pool_size);
+        Ok(Database { backend: manager_backend, pool, gate, fifo, writer })
     }
 
     /// A pooled connection: for reads, and for writes outside the checkout's hot paths.
     pub fn conn(&self) -> Result<Pooled, RepoError> {
         let mut ticket = self.gate.enter()?;
-        let conn = self.pool.get_timeout(self.gate.timeout())?;
+        let deadline = Instant::now() + self.gate.timeout();
+        let permit = self.fifo.acquire(self.gate.timeout()).ok_or_else(|| {
+            RepoError::Unavailable(format!(
+                "waited {} ms for a database connection (CHECKOUT_QUEUE_TIMEOUT_MS)",
+                self.gate.timeout().as_millis()
+            ))
+        })?;
+        let conn = self.pool.get_timeout(deadline.saturating_duration_since(Instant::now()))?;
         ticket.start();
-        Ok(Pooled { conn, _ticket: ticket })
+        Ok(Pooled { conn, _permit: permit, _ticket: ticket })
     }
 
     /// Runs `work` as one write transaction ([`AnyConnection::write_transaction`]): on

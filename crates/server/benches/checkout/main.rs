@@ -207,7 +207,7 @@ fn throughput(bench: &Bench, backend: &'static str) -> Value {
     let half = create.rate / 2.0;
     let open_bodies = load::bodies(&bench.signer, merchant, "open", (half * bench.seconds as f64) as usize);
     let meter = Meter::start(Some(server.pid()));
-    let open = load::open_loop(&server.url("/checkout"), &key, &open_bodies, half, 64);
+    let open = load::open_loop(&server.url("/checkout"), &key, &open_bodies, half, 16);
     let open_split = meter.stop();
     let rss = machine::peak_rss_mib(server.pid());
 
