@@ -16,8 +16,8 @@ use crate::merchant::{authorize_at, AuthError, Caller};
 use crate::order::Mode;
 use crate::order::{Order, OrderState};
 use crate::orders::event;
-use crate::ports::MerchantStore;
 use crate::ports::{CheckoutStore, Clock, Envelopes, NewOrderRecords, Redemption, StoreError};
+use crate::ports::{MerchantLimit, MerchantStore};
 use crate::secret::{base62, ApiKeySecret, Secret, SecretHash};
 use crate::time::format_time;
 use crate::web_url::WebUrl;
@@ -103,14 +103,6 @@ pub enum CheckoutError {
     /// how long to wait.
     #[error("too many requests for this merchant")]
     RateLimited(std::time::Duration),
-}
-
-/// A per-merchant request limit, asked once a key is known to belong to an active merchant and
-/// before anything is done on its behalf. Unknown or refused keys never reach it, so they cannot
-/// make a merchant's budget grow or shrink.
-pub trait MerchantLimit: Send + Sync {
-    /// `Err(wait)` when `caller`'s merchant, in its mode, must wait that long.
-    fn admit(&self, caller: &Caller) -> Result<(), std::time::Duration>;
 }
 
 /// Makes checkout page URLs. The token is an HMAC of the order id under a server secret: it cannot

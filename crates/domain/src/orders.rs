@@ -120,6 +120,29 @@ impl Orders {
         Ok(self.store.transition(record.order_id, change)?.then_some(next))
     }
 
+    /// Moves each of `moves` (a record and where it goes, with no attempt change) and writes its
+    /// `events`, all in one transaction, each only if its order has not moved on; how many moved.
+    pub(crate) fn apply_each(&self, moves: &[(&Order, OrderState)], events: &[EventType]) -> Result<usize, OrderError> {
+        let now = self.clock.now();
+        let written: Vec<Vec<NewEvent>> = moves
+            .iter()
+            .map(|&(record, to)| {
+                let next = record.clone().moved_to(to, now);
+                events.iter().map(|&t| event(&*self.envelopes, t, &next, now)).collect()
+            })
+            .collect();
+        let changes: Vec<(OrderId, Transition<'_>)> = moves
+            .iter()
+            .zip(&written)
+            .map(|(&(record, to), events)| {
+                let change =
+                    Transition { version: record.version, from: record.state, to, attempt: None, events, at: now };
+                (record.order_id, change)
+            })
+            .collect();
+        Ok(self.store.transitions(&changes)?.into_iter().filter(|&applied| applied).count())
+    }
+
     /// Records how the running charge `attempt` of `record` ended. If the order moved on meanwhile
     /// (only the stuck-charge job can move it while a charge runs), a success is still recorded:
     /// it pays the order if the order can still be paid, and is given back otherwise.

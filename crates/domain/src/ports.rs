@@ -9,7 +9,7 @@ use crate::claim::VerifiedClaim;
 use crate::idempotency::{Fingerprint, IdempotencyKey, IdempotencyRecord, IdempotencyScope, StoredOutcome};
 use crate::ids::{ApiKeyId, EndpointId, EventId, MerchantId, OrderId, PaymentId};
 use crate::livemode::Livemode;
-use crate::merchant::{ApiKeyRecord, ApiKeySummary, Merchant, MerchantStatus};
+use crate::merchant::{ApiKeyRecord, ApiKeySummary, Caller, Merchant, MerchantStatus};
 use crate::order::{Mode, Order, Transition};
 use crate::payment::{Charge, ChargeLookup, ChargeResult, ProviderError};
 use crate::secret::SecretHash;
@@ -24,6 +24,14 @@ pub enum StoreError {
     /// Anything else: a bug or a broken database. Logged, never shown.
     #[error("unexpected database error: {0}")]
     Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A per-merchant request limit, asked once a key is known to belong to an active merchant and
+/// before anything is done on its behalf. Unknown or refused keys never reach it, so they cannot
+/// make a merchant's budget grow or shrink.
+pub trait MerchantLimit: Send + Sync {
+    /// `Err(wait)` when `caller`'s merchant, in its mode, must wait that long.
+    fn admit(&self, caller: &Caller) -> Result<(), std::time::Duration>;
 }
 
 /// The current time, injectable so that expiry rules can be tested.
@@ -181,6 +189,11 @@ pub trait OrderStore: Send + Sync {
     /// the next version), records its attempt change and writes its events to the webhook outbox;
     /// `false`, with nothing written, if the order had moved on.
     fn transition(&self, order_id: OrderId, change: Transition<'_>) -> Result<bool, StoreError>;
+
+    /// [`transition`](Self::transition) for each of `changes`, all in one transaction (one write
+    /// for many orders, as the sweeper makes them): each applies only if its order is still at its
+    /// version, and one that had moved on leaves the others alone. Whether each applied, in order.
+    fn transitions(&self, changes: &[(OrderId, Transition<'_>)]) -> Result<Vec<bool>, StoreError>;
 
     /// Checkouts whose open session ended at or before `now` and that no charge is running for, at
     /// most `limit` of them.

@@ -38,26 +38,31 @@ pub fn seed(target: &Target, merchant: MerchantId, n: usize, kind: Seed, prefix:
         let to = (from + batch).min(n);
         let series =
             format!("WITH RECURSIVE s(i) AS (SELECT {} UNION ALL SELECT i + 1 FROM s WHERE i < {to})", from + 1);
+        // Well-formed ids (26 Crockford digits, so the service can read the rows back), distinct per
+        // seed: a zero, the seed's letter, zeros, then the row's number in 13 digits.
+        assert!(prefix.len() == 1 && "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&*prefix.to_uppercase()));
+        let id = |kind: &str| format!("'{kind}_0{}00000000000' || (i + 1000000000000)", prefix.to_uppercase());
+        let (o, pay, e) = (id("ord"), id("pay"), id("evt"));
         let p = prefix;
         conn.batch_execute(&format!(
             "BEGIN;
             {series} INSERT INTO orders (id, merchant_id, livemode, claim_id, claim_issuer, consumer_id, experience_id,
               distribution_id, currency, amount_total, status, expires_at, created_at, updated_at, version, cancellation_reason)
-              SELECT '{p}o' || i, '{merchant}', FALSE, '{p}c' || i, 'admission', 'cus_seed', 'exp_1', NULL, 'usd', 6500,
+              SELECT {o}, '{merchant}', FALSE, '{p}c' || i, 'admission', 'cus_seed', 'exp_1', NULL, 'usd', 6500,
               '{order}', '{expires}', '{created}', '{created}', 1, NULL FROM s;
             {series} INSERT INTO order_items (order_id, position, sku, name, quantity, unit_amount, amount)
-              SELECT '{p}o' || i, 0, 'TEE-1', 'Tee', 2, 2500, 5000 FROM s
-              UNION ALL SELECT '{p}o' || i, 1, 'CAP-1', 'Cap', 1, 1500, 1500 FROM s;
+              SELECT {o}, 0, 'TEE-1', 'Tee', 2, 2500, 5000 FROM s
+              UNION ALL SELECT {o}, 1, 'CAP-1', 'Cap', 1, 1500, 1500 FROM s;
             {series} INSERT INTO payments (id, order_id, amount, currency, status, created_at, updated_at, failed_attempts)
-              SELECT '{p}p' || i, '{p}o' || i, 6500, 'usd', '{payment}', '{created}', '{created}', 0 FROM s;
+              SELECT {pay}, {o}, 6500, 'usd', '{payment}', '{created}', '{created}', 0 FROM s;
             {series} INSERT INTO checkout_sessions (order_id, token_hash, mode, success_url, cancel_url, status, expires_at,
               created_at, updated_at)
-              SELECT '{p}o' || i, '{p}t' || i, 'hosted', 'https://shop.example/success', 'https://shop.example/cancel',
+              SELECT {o}, '{p}t' || i, 'hosted', 'https://shop.example/success', 'https://shop.example/cancel',
               '{session}', '{expires}', '{created}', '{created}' FROM s;
             {series} INSERT INTO idempotency_keys (merchant_id, livemode, idempotency_key, fingerprint, outcome, created_at)
               SELECT '{merchant}', FALSE, '{p}k' || i, 'f', '{{\"outcome\":\"created\"}}', '{idem_created}' FROM s;
             {series} INSERT INTO webhook_events (id, merchant_id, livemode, event_type, payload, created_at)
-              SELECT '{p}e' || i, '{merchant}', FALSE, 'order.created', '{{}}', '{created}' FROM s;
+              SELECT {e}, '{merchant}', FALSE, 'order.created', '{{}}', '{created}' FROM s;
             COMMIT;"
         ))
         .unwrap();
