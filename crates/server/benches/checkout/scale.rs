@@ -67,8 +67,17 @@ pub fn seed(target: &Target, merchant: MerchantId, n: usize, kind: Seed, prefix:
         ))
         .unwrap();
     }
-    let analyze = if target.schema.is_some() { "ANALYZE" } else { "ANALYZE; PRAGMA wal_checkpoint(TRUNCATE)" };
-    conn.batch_execute(analyze).unwrap();
+    // Settle what a bulk load leaves behind before anything is measured: statistics, and on
+    // PostgreSQL the vacuum of freshly inserted tables (autovacuum would otherwise do it during the
+    // runs that follow, on a database or the other) and the checkpoint of the load's WAL.
+    let settle: &[&str] = if target.schema.is_some() {
+        &["VACUUM ANALYZE", "CHECKPOINT"]
+    } else {
+        &["ANALYZE", "PRAGMA wal_checkpoint(TRUNCATE)"]
+    };
+    for statement in settle {
+        conn.batch_execute(statement).unwrap();
+    }
 }
 
 /// Creates and replays on an empty database and on one holding `BENCH_SCALE_ORDERS` orders,
