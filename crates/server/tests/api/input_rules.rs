@@ -3,7 +3,7 @@
 //! header unparsed; names on the page cannot disguise the text around them.
 
 use chrono::Utc;
-use domain::claim::{ClaimItem, ClaimPayload};
+use domain::claim::{Audience, ClaimItem, ClaimPayload};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{json, Value};
@@ -211,7 +211,8 @@ fn unicode_text() -> impl Strategy<Value = String> {
 }
 
 /// Every claim string (iss, sub, jti, experienceId, distributionId, sku, name) is arbitrary
-/// Unicode; at most one claim field (those, or the currency) and one body field are anything.
+/// Unicode; at most one claim field (those, the currency, the merchant id `mid` or the audience)
+/// and one body field are anything.
 #[derive(Debug, Clone)]
 struct OddCase {
     claim_strings: [String; 7],
@@ -222,7 +223,7 @@ struct OddCase {
 fn odd_case() -> impl Strategy<Value = OddCase> {
     (
         proptest::array::uniform7(unicode_text()),
-        proptest::option::weighted(0.5, (0..8usize, odd_text())),
+        proptest::option::weighted(0.5, (0..10usize, odd_text())),
         proptest::option::weighted(0.5, (0..5usize, odd_text())),
     )
         .prop_map(|(claim_strings, odd_claim, odd_body)| OddCase { claim_strings, odd_claim, odd_body })
@@ -230,18 +231,20 @@ fn odd_case() -> impl Strategy<Value = OddCase> {
 
 fn body_text(app: &TestApp, merchant: &TestMerchant, case: &OddCase, n: usize) -> String {
     let mut strings = case.claim_strings.to_vec();
-    strings.push("usd".to_owned());
+    strings.extend(["usd".to_owned(), merchant.id.to_string(), "checkout".to_owned()]);
     if let Some((i, odd)) = &case.odd_claim {
         strings[*i] = odd.clone();
     }
-    let [iss, sub, jti, experience, distribution, sku, name, currency] =
-        <[String; 8]>::try_from(strings).expect("eight claim strings");
+    let [iss, sub, jti, experience, distribution, sku, name, currency, mid, aud] =
+        <[String; 10]>::try_from(strings).expect("ten claim strings");
     let items = vec![ClaimItem { sku, name, quantity: 1, unit_amount: 1000 }];
     let payload = ClaimPayload {
         iss,
         sub,
         jti: format!("{jti}{n}"),
         currency,
+        mid,
+        aud: Audience::One(aud),
         experience_id: Some(experience),
         distribution_id: Some(distribution),
         ..ClaimPayload::new(merchant.id, items, Utc::now(), 600)

@@ -302,37 +302,65 @@ fn a_charge_stalled_past_expiry_that_lands_after_the_order_expired_is_refunded(b
 
 fn a_charge_that_lands_after_its_order_ended_is_refunded(backend: Backend, ending: Ending) {
     let app = TestApp::spawn_with(backend, QUIET);
-    let merchant = listening_merchant(&app);
-    let (path, order_id) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
+    a_charge_that_lands_after_its_order_ended_on_another_server_is_refunded(&app, &app, ending);
+}
+
+#[test]
+fn with_two_servers_on_postgres_a_charge_stalled_past_expiry_is_refunded() {
+    let first = TestApp::spawn_with(Backend::Postgres, QUIET);
+    let second = TestApp::spawn_on(first.test_db.shared(), first.signer_copy(), QUIET);
+    a_charge_that_lands_after_its_order_ended_on_another_server_is_refunded(&first, &second, Ending::Expired);
+    a_charge_that_lands_after_its_order_ended_on_another_server_is_refunded(
+        &first,
+        &second,
+        Ending::CancelledByTheMerchant,
+    );
+}
+
+/// A pay on `payer` stalls at the provider while `other` (the same server, or another replica)
+/// frees the payment and ends the order; then the charge goes through after all.
+fn a_charge_that_lands_after_its_order_ended_on_another_server_is_refunded(
+    payer: &TestApp,
+    other: &TestApp,
+    ending: Ending,
+) {
+    let merchant = listening_merchant(payer);
+    let (path, order_id) = payer.create_checkout(&merchant, &payer.checkout_body(&merchant));
+    let advance = |by: chrono::Duration| {
+        payer.clock.advance(by);
+        if !std::ptr::eq(payer, other) {
+            other.clock.advance(by);
+        }
+    };
     std::thread::scope(|scope| {
         // The provider is slow; the job asks it, hears it has no such charge, and frees the payment.
-        let pay = app.held_pay(scope, &path, Hold::BeforeCharging);
-        app.clock.advance(chrono::Duration::minutes(3));
-        assert_eq!(app.sweep()[0], 1);
-        assert_eq!(app.get_order(&merchant.key, &order_id)["payment"]["status"], "failed");
+        let pay = payer.held_pay(scope, &path, Hold::BeforeCharging);
+        advance(chrono::Duration::minutes(3));
+        assert_eq!(other.sweep()[0], 1);
+        assert_eq!(other.get_order(&merchant.key, &order_id)["payment"]["status"], "failed");
         match ending {
             Ending::CancelledByTheMerchant => {
-                let cancelled = app.cancel_order(&merchant.key, &order_id);
+                let cancelled = other.cancel_order(&merchant.key, &order_id);
                 assert_eq!(cancelled.status, 200, "{}", cancelled.text);
             }
             Ending::Expired => {
-                app.clock.advance(chrono::Duration::minutes(30));
-                assert_eq!(app.sweep()[1], 1);
+                advance(chrono::Duration::minutes(30));
+                assert_eq!(other.sweep()[1], 1);
             }
         }
 
         // Then the charge goes through after all: it is recorded and given back.
-        app.provider.release();
+        payer.provider.release();
         let late = pay.join().unwrap();
         assert_eq!(late.status, 303);
         assert!(!late.header("location").unwrap().contains("success"), "{:?}", late.header("location"));
     });
-    let order = assert_money_kept(&app, &merchant, &order_id);
+    let order = assert_money_kept(payer, &merchant, &order_id);
     let ended = if ending == Ending::Expired { "expired" } else { "cancelled" };
     assert_eq!((order["status"].as_str(), order["payment"]["status"].as_str()), (Some(ended), Some("refunded")));
     assert_eq!(order["payment"]["lastAttempt"]["outcome"], "refunded");
-    assert_eq!(app.provider.refunded_for(order["payment"]["id"].as_str().unwrap()).len(), 1);
-    assert!(app.request("GET", &path, &[]).text.contains("refunded"), "the page says where the money went");
+    assert_eq!(payer.provider.refunded_for(order["payment"]["id"].as_str().unwrap()).len(), 1);
+    assert!(other.request("GET", &path, &[]).text.contains("refunded"), "the page says where the money went");
 }
 
 fn a_charge_that_lands_late_on_a_checkout_still_open_pays_it(backend: Backend) {
@@ -352,7 +380,21 @@ fn a_charge_that_lands_late_on_a_checkout_still_open_pays_it(backend: Backend) {
 
 fn concurrent_cancels_all_answer_the_cancelled_order_and_write_one_event(backend: Backend) {
     let app = TestApp::spawn_with(backend, QUIET);
-    let merchant = listening_merchant(&app);
+    concurrent_cancels_on(&[&app]);
+}
+
+#[test]
+fn with_two_servers_on_postgres_concurrent_cancels_all_answer_the_cancelled_order_and_write_one_event() {
+    let first = TestApp::spawn_with(Backend::Postgres, QUIET);
+    let second = TestApp::spawn_on(first.test_db.shared(), first.signer_copy(), QUIET);
+    concurrent_cancels_on(&[&first, &second]);
+}
+
+/// Sixteen cancels of one order at once, through the API and the page in turn, spread over
+/// `servers`: every one answers the cancelled order, and one event is written.
+fn concurrent_cancels_on(servers: &[&TestApp]) {
+    let app = servers[0];
+    let merchant = listening_merchant(app);
     let (path, order_id) = app.create_checkout(&merchant, &app.checkout_body(&merchant));
     let form_token = app.form_token(&path);
     let barrier = Barrier::new(16);
@@ -361,7 +403,7 @@ fn concurrent_cancels_all_answer_the_cancelled_order_and_write_one_event(backend
             .map(|i| {
                 let (barrier, form_token, path, order_id, key) =
                     (&barrier, &form_token, &path, &order_id, &merchant.key);
-                let app = &app;
+                let app = servers[(i / 2) % servers.len()];
                 scope.spawn(move || {
                     barrier.wait();
                     if i % 2 == 0 {
@@ -377,7 +419,7 @@ fn concurrent_cancels_all_answer_the_cancelled_order_and_write_one_event(backend
     for answer in &answers {
         assert!([200, 303].contains(&answer.status), "{}: {}", answer.status, answer.text);
     }
-    let order = assert_money_kept(&app, &merchant, &order_id);
+    let order = assert_money_kept(app, &merchant, &order_id);
     assert_eq!(order["status"], "cancelled");
 }
 
