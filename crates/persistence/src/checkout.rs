@@ -110,7 +110,7 @@ fn take_key(
         }
         let (fingerprint, stored, created_at) = key_row
             .select((idempotency_keys::fingerprint, idempotency_keys::outcome, idempotency_keys::created_at))
-            .first::<(String, String, NaiveDateTime)>(conn)?;
+            .get_result::<(String, String, NaiveDateTime)>(conn)?;
         if created_at > stale_before {
             return Ok(Some(decode_record((fingerprint, stored))?));
         }
@@ -133,7 +133,7 @@ fn claim_holder(
         .filter(orders::claim_id.eq(order.claim_id))
         .filter(orders::status.eq_any([OrderStatus::Pending.as_str(), OrderStatus::Paid.as_str()]))
         .select((orders::id, orders::status, orders::expires_at, orders::version, payments::status))
-        .first::<(String, String, NaiveDateTime, i64, String)>(conn)
+        .get_result::<(String, String, NaiveDateTime, i64, String)>(conn)
         .optional()?;
     Ok(holder.map(|(id, status, expires_at, version, payment)| {
         let held = status == OrderStatus::Paid.as_str() || payment == PaymentStatus::Processing.as_str();
@@ -272,7 +272,7 @@ fn lookup(
             idempotency_keys::fingerprint.nullable(),
             idempotency_keys::outcome.nullable(),
         ))
-        .first::<(KeyRecordRow, Option<String>, Option<String>)>(conn)
+        .get_result::<(KeyRecordRow, Option<String>, Option<String>)>(conn)
         .optional()?;
     let Some((key, fingerprint, outcome)) = row else {
         return Ok(None);

@@ -3,6 +3,11 @@
 //! embedded migrations. A query is a plain function over [`AnyConnection`], the same for both
 //! backends. Every use case is one transaction; uniqueness rules are database constraints, never
 //! check-then-insert.
+//!
+//! A read of one row by a unique key is `get_result`, not `first`: `first` adds `LIMIT ?`, and
+//! SQLite (as built here, with `SQLITE_ENABLE_STAT4`) prepares a statement with a bound `LIMIT`
+//! again on every execution, parser and planner included. Keep `first` for reads that need the
+//! limit.
 
 mod admission;
 mod checkout;

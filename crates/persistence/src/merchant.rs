@@ -172,7 +172,7 @@ fn find_api_key(conn: &mut AnyConnection, hash: &str) -> Result<Option<ApiKeyRec
         .inner_join(merchants::table)
         .filter(api_keys::secret_hash.eq(hash))
         .select(KeyRecordRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     row.map(KeyRecordRow::into_record).transpose()
 }
@@ -207,7 +207,7 @@ fn revoke_api_key(conn: &mut AnyConnection, id: &str, at: NaiveDateTime) -> Resu
     diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
         .set(api_keys::revoked_at.eq(at))
         .execute(conn)?;
-    let row = api_keys::table.find(id).select(KeyRow::as_select()).first(conn).optional()?;
+    let row = api_keys::table.find(id).select(KeyRow::as_select()).get_result(conn).optional()?;
     row.map(KeyRow::into_summary).transpose()
 }
 
@@ -245,7 +245,7 @@ fn roll_api_key(
             return Err(RollEnd::NoSuchKey);
         }
         insert(conn, api_keys::table, new)?;
-        Ok(api_keys::table.find(old).select(KeyRow::as_select()).first(conn)?)
+        Ok(api_keys::table.find(old).select(KeyRow::as_select()).get_result(conn)?)
     });
     match rolled {
         Ok(row) => Ok(Some(row.into_summary()?)),

@@ -149,14 +149,15 @@ fn complete(conn: &mut AnyConnection, row: CheckoutRow) -> Result<Order, RepoErr
         .filter(payment_attempts::payment_id.eq(&row.payment.id))
         .order((payment_attempts::created_at.desc(), payment_attempts::id.desc()))
         .select(AttemptRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     record(row, items, attempt)
 }
 
 /// The checkout of the order `order_id` (three indexed reads).
 pub(crate) fn find_order(conn: &mut AnyConnection, order_id: &str) -> Result<Option<Order>, RepoError> {
-    let row = checkouts().filter(orders::id.eq(order_id)).select(CheckoutRow::as_select()).first(conn).optional()?;
+    let row =
+        checkouts().filter(orders::id.eq(order_id)).select(CheckoutRow::as_select()).get_result(conn).optional()?;
     row.map(|row| complete(conn, row)).transpose()
 }
 
@@ -165,7 +166,7 @@ fn find_by_token(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<Or
     let row = checkouts()
         .filter(checkout_sessions::token_hash.eq(token_hash))
         .select(CheckoutRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     row.map(|row| complete(conn, row)).transpose()
 }
@@ -182,7 +183,7 @@ fn find_merchant_order(
         .filter(orders::merchant_id.eq(merchant_id))
         .filter(orders::livemode.eq(livemode))
         .select(CheckoutRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     row.map(|row| complete(conn, row)).transpose()
 }
@@ -284,7 +285,7 @@ fn apply(conn: &mut AnyConnection, order_id: &str, change: Transition<'_>) -> Re
     match attempt {
         Some(AttemptChange::Begin(attempt)) => {
             let payment_id: String =
-                payments::table.filter(payments::order_id.eq(order_id)).select(payments::id).first(conn)?;
+                payments::table.filter(payments::order_id.eq(order_id)).select(payments::id).get_result(conn)?;
             insert(conn, payment_attempts::table, NewPaymentAttempt::of(attempt, &payment_id))?;
         }
         Some(AttemptChange::End { id, outcome, decline_code }) => {

@@ -199,7 +199,7 @@ fn set_endpoint_enabled(
             cancel_pending(conn, id)?;
         }
     }
-    let row: Option<EndpointRow> = found.first(conn).optional()?;
+    let row: Option<EndpointRow> = found.get_result(conn).optional()?;
     row.map(EndpointRow::into_endpoint).transpose()
 }
 
@@ -220,7 +220,7 @@ fn rotate_secret(
             webhook_endpoints::updated_at.eq(at),
         ))
         .execute(conn)?;
-    let row: Option<EndpointRow> = not_removed.select(EndpointRow::as_select()).first(conn).optional()?;
+    let row: Option<EndpointRow> = not_removed.select(EndpointRow::as_select()).get_result(conn).optional()?;
     row.map(EndpointRow::into_endpoint).transpose()
 }
 
@@ -268,7 +268,7 @@ fn lease_next(
         .find(endpoint)
         .filter(webhook_endpoints::status.eq(EndpointStatus::Enabled.as_str()))
         .select(EndpointRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some(row) = row else { return Ok(Vec::new()) };
     // The endpoint's oldest pending deliveries, in order; those of them from the head on that are
