@@ -5,9 +5,8 @@
 //! check-then-insert.
 //!
 //! A read of one row by a unique key is `get_result`, not `first`: `first` adds `LIMIT ?`, and
-//! SQLite (as built here, with `SQLITE_ENABLE_STAT4`) prepares a statement with a bound `LIMIT`
-//! again on every execution, parser and planner included. Keep `first` for reads that need the
-//! limit.
+//! SQLite prepares a statement with a bound `LIMIT` again on every execution (it plans with the
+//! limit's value), parser and planner included. Keep `first` for reads that need the limit.
 
 mod admission;
 mod checkout;

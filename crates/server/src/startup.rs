@@ -233,8 +233,8 @@ fn slice() -> chrono::Duration {
 const SWEEP_BATCH: i64 = 500;
 
 /// Expires sessions past their end, a batch at a time, until none is due or `budget` has gone (a
-/// backlog, after downtime or a drop, is worked off at once rather than a batch a sweep). Each
-/// expiry is a short transaction of its own, so creates interleave with them.
+/// backlog, after downtime or a drop, is worked off at once rather than a batch a sweep). Expiries
+/// are written a few at a time, each write short, so creates interleave with them.
 fn expire_backlog(sweeper: &Sweeper, budget: std::time::Duration) -> Result<usize, String> {
     let started = std::time::Instant::now();
     let mut expired = 0;

@@ -7,7 +7,9 @@
 //! Settings: `BENCH_SCENARIOS` (comma-separated: `throughput`, `burst`, `scale`, `sweep`,
 //! `webhooks`, `replicas`, `profile`), `BENCH_BACKENDS` (`sqlite,postgres`), `BENCH_SECONDS` (10,
 //! per run), `BENCH_ROUNDS` (3), `BENCH_CONNECTIONS` (32), `BENCH_SCALE_ORDERS` (1,000,000),
-//! `BENCH_DATABASE_URL` (a PostgreSQL database to make schemas in).
+//! `BENCH_SWEEP_BACKLOG` (100,000), `BENCH_DATABASE_URL` (a PostgreSQL database to make schemas
+//! in). The server's `DATABASE_POOL_SIZE`, `CHECKOUT_WORKERS`, `CHECKOUT_QUEUE_TIMEOUT_MS`,
+//! `CHECKOUT_SWEEP_INTERVAL_SECONDS` and `CHECKOUT_WEBHOOK_POLL_MS` pass through to it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -356,7 +358,10 @@ fn main() {
     let backends: String = env_or("BENCH_BACKENDS", "sqlite,postgres".to_owned());
     let scenarios: String = env_or("BENCH_SCENARIOS", "throughput".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("{cores} cores; server: release build, its own process, production defaults (2 workers, pool of 10)");
+    println!(
+        "{cores} cores; server: release build, its own process, default tuning (a worker per core, pool of 10), \
+         development mode, merchant rate limit off"
+    );
     for backend in ["sqlite", "postgres"].into_iter().filter(|b| backends.contains(b)) {
         for scenario in scenarios.split(',').map(str::trim) {
             let result = match scenario {
