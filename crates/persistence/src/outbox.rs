@@ -61,7 +61,9 @@ impl<'a> Outbox<'a> {
         }
     }
 
-    /// The event, if at least one endpoint receives it.
+    /// The event, if at least one endpoint receives it: once, however many do (`DISTINCT` over
+    /// values that are the same in every row; not `LIMIT 1`, which SQLite would prepare again on
+    /// every execution).
     pub(crate) fn insert_event(&self) -> impl OutboxStatement<'_> {
         webhook_endpoints::table
             .filter(listening(&self.merchant_id, self.livemode, &self.pattern))
@@ -73,7 +75,7 @@ impl<'a> Outbox<'a> {
                 self.payload.into_sql::<Text>(),
                 self.at.into_sql::<Timestamp>(),
             ))
-            .limit(1)
+            .distinct()
             .insert_into(webhook_events::table)
             .into_columns((
                 webhook_events::id,
