@@ -6,7 +6,9 @@
 //!
 //! A read of one row by a unique key is `get_result`, not `first`: `first` adds `LIMIT ?`, and
 //! SQLite prepares a statement with a bound `LIMIT` again on every execution (it plans with the
-//! limit's value), parser and planner included. Keep `first` for reads that need the limit.
+//! limit's value), parser and planner included. A read of the newest of a few rows (a payment's
+//! attempts) takes the first row of `get_result` too. Keep `first` where the limit bounds the
+//! work.
 
 mod admission;
 mod checkout;

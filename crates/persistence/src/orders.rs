@@ -149,6 +149,8 @@ fn complete(conn: &mut AnyConnection, row: CheckoutRow) -> Result<Order, RepoErr
         .filter(payment_attempts::payment_id.eq(&row.payment.id))
         .order((payment_attempts::created_at.desc(), payment_attempts::id.desc()))
         .select(AttemptRow::as_select())
+        // The newest: the first row, without a bound LIMIT (see the crate's header); a payment
+        // has at most CHECKOUT_PAY_ATTEMPTS_MAX attempts and one late charge.
         .get_result(conn)
         .optional()?;
     record(row, items, attempt)
@@ -247,11 +249,12 @@ fn record(row: CheckoutRow, items: Vec<ItemRow>, attempt: Option<AttemptRow>) ->
 /// The order had moved past the version the transition started from.
 struct Moved;
 
-/// How a transition transaction ends when it must roll back.
+/// How applying a transition stops: the order moved on, or the database failed.
 type Cas = TxEnd<Moved>;
 
 /// Applies `change` to the order `order_id` inside the caller's transaction, unless the order has
-/// moved past the change's version (then it ends the transaction with `Moved`).
+/// moved past the change's version (then it returns `Moved` having written nothing, so the
+/// transaction may go on with other orders).
 fn apply(conn: &mut AnyConnection, order_id: &str, change: Transition<'_>) -> Result<(), Cas> {
     let Transition { version, from, to, attempt, events, at } = change;
     let at = at.naive_utc();
@@ -408,13 +411,7 @@ impl OrderStore for OrderRepository {
     }
 
     fn transition(&self, order_id: OrderId, change: Transition<'_>) -> Result<bool, StoreError> {
-        let order_id = order_id.to_string();
-        let change = OwnedTransition::of(change);
-        match self.db.write(move |conn| apply(conn, &order_id, change.borrow())) {
-            Ok(()) => Ok(true),
-            Err(TxEnd::Stop(Moved)) => Ok(false),
-            Err(TxEnd::Repo(error)) => Err(error.into()),
-        }
+        Ok(self.transitions(&[(order_id, change)])?[0])
     }
 
     fn transitions(&self, changes: &[(OrderId, Transition<'_>)]) -> Result<Vec<bool>, StoreError> {
